@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.9"
+# dependencies = ["pyzmq"]
+# ///
+"""c.py: a player. A REQ client that sends the time and checks the SHA-1 it gets back.
+
+REQ is the socket for asking: send a request, wait for its reply, repeat.
+It connects to the server (rep.py), so servers can come and go while the
+client keeps running; ZeroMQ reconnects by itself.
+
+A plain REQ socket has a trap: if the server dies holding your request, the
+reply never comes and the socket refuses to send again, so the client hangs
+forever. This one waits --timeout seconds, then sends the request again
+(the "Lazy Pirate" idea, done with two socket options instead of a new socket).
+
+Run rep.py first, then this in as many terminals as you like:
+
+    python c.py
+    python c.py --count 5 --interval 0.2     # five checked round trips, then exit
+
+Try:
+  * stop rep.py while clients run: they say they are waiting and resend;
+    start it again and they carry on, with no request lost;
+  * --connect twice (two servers): requests are spread over both, and
+    either one can die without the client noticing more than one resend.
+"""
+
+import argparse
+import hashlib
+import os
+import signal
+import sys
+import time
+
+import zmq
+
+SERVER_ENDPOINT = "tcp://127.0.0.1:5556"
+INTERVAL = 1.0  # seconds between a reply and the next request
+TIMEOUT = 2.5  # seconds without a reply before the request is sent again
+PID = os.getpid()
+
+
+def say(line):
+    # flush=True: one line per event, visible at once even through a pipe.
+    print(line, flush=True)
+
+
+def printable(data):
+    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
+    text = data.decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def connect_socket(ctx, endpoints, timeout):
+    sock = ctx.socket(zmq.REQ)
+    # RELAXED: a REQ may send a new request before the old one was answered,
+    # which is how we resend. CORRELATE: each request carries an id, and a late
+    # reply to an earlier one is dropped instead of being taken for this one.
+    sock.setsockopt(zmq.REQ_RELAXED, 1)
+    sock.setsockopt(zmq.REQ_CORRELATE, 1)
+    # IMMEDIATE: queue a request only on a connection that is up, never for a
+    # server that is down. With none up, send() blocks, so it gets a timeout too.
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
+    # LINGER 0: Ctrl-C exits at once instead of waiting to deliver a request.
+    sock.setsockopt(zmq.LINGER, 0)
+    for endpoint in endpoints:
+        port = endpoint.rpartition(":")[2]
+        if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
+            sys.exit(f"c.py: cannot connect to {endpoint}: port is over 65535")
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as err:
+            sys.exit(f"c.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}")
+    return sock
+
+
+def wait_for_reply(sock, timeout):
+    """The reply to the last request, or None after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(max(1, int(left * 1000))):
+            return None
+        try:
+            return b"".join(sock.recv_multipart(zmq.NOBLOCK))
+        except zmq.Again:
+            pass  # poll saw a stale reply, which REQ_CORRELATE then dropped
+
+
+def request(sock, data, timeout, retries):
+    """Send data and return its reply, resending after each timeout.
+    Returns None once retries resends have gone unanswered."""
+    retry = 0
+    while True:
+        try:
+            sock.send(data)
+            reply = wait_for_reply(sock, timeout)
+            if reply is not None:
+                return reply
+            problem = f"no reply within {timeout:g} s"
+        except zmq.Again:
+            problem = f"no server reachable for {timeout:g} s"
+        if retries is not None and retry >= retries:
+            say(f"python (pid={PID}): {problem}, giving up after {retry} retries")
+            return None
+        retry += 1
+        say(f"python (pid={PID}): {problem}, resending (retry {retry})")
+
+
+def run(sock, args):
+    """Send the time until args.count digests check out; the exit status."""
+    verified = mismatched = 0
+    while args.count is None or verified < args.count:
+        if verified + mismatched:
+            time.sleep(args.interval)
+        data = time.ctime().encode()
+        if not args.quiet:
+            say(f"python (pid={PID}): sending data: '{data.decode()}'")
+        reply = request(sock, data, args.timeout, args.retries)
+        if reply is None:
+            return 1
+        expected = hashlib.sha1(data).hexdigest()
+        if reply == expected.encode():
+            verified += 1
+            if not args.quiet:
+                say(f"python (pid={PID}): received sha1 of data: {expected}")
+        else:
+            mismatched += 1
+            say(f"python (pid={PID}): sha1 mismatch: expected {expected}, got '{printable(reply)}'")
+    say(f"python (pid={PID}): done, {verified} replies verified, {mismatched} mismatched")
+    return 1 if mismatched else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description="REQ client that checks SHA-1 digests.")
+    arg = parser.add_argument
+    arg("--connect", action="append", metavar="EP", help=f"repeatable (default {SERVER_ENDPOINT})")
+    arg("--interval", type=float, default=INTERVAL, metavar="SEC", help="pause (%(default)s s)")
+    arg("--count", type=int, metavar="N", help="exit after N verified replies (default: never)")
+    arg("--timeout", type=float, default=TIMEOUT, metavar="SEC", help="resend (%(default)s s)")
+    arg("--retries", type=int, metavar="N", help="give up after N resends (default: never)")
+    arg("--quiet", action="store_true", help="no per-request lines")
+    args = parser.parse_args()
+    if args.interval < 0 or args.timeout <= 0:
+        parser.error("--interval must be 0 or more and --timeout more than 0")
+    if (args.count is not None and args.count < 1) or (args.retries or 0) < 0:
+        parser.error("--count must be at least 1 and --retries at least 0")
+    endpoints = [ep for arg in args.connect or [SERVER_ENDPOINT] for ep in arg.split(",") if ep]
+
+    # SIGTERM (kill, honcho, systemd) stops the client just like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ctx = zmq.Context()
+    try:
+        sock = connect_socket(ctx, endpoints, args.timeout)
+        say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
+        status = run(sock, args)
+    except KeyboardInterrupt:
+        say(f"python (pid={PID}): interrupted, exiting")
+        status = 0
+    finally:
+        ctx.destroy(linger=0)
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

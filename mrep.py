@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.9"
+# dependencies = ["pyzmq"]
+# ///
+"""mrep.py: one of many servers. A REP worker behind the broker that echoes requests.
+
+Same REP socket as rep.py, one difference: it connects to the broker's back
+(msgqueue.py, port 5560) instead of binding a port of its own. So you can
+start as many as you like, anywhere, in any order; the broker hands each one
+requests in turn, and clients never learn which server answered.
+
+Because it connects, ZeroMQ reconnects it by itself when the broker restarts.
+A socket monitor reports those comings and goings as lines of output.
+
+Run msgqueue.py first, then this in several terminals, then mreq.py:
+
+    python mrep.py
+    python mrep.py --work 0.5     # half a second of "work" per request
+
+Try:
+  * Ctrl-C one server: it answers the request in hand and exits; clients do
+    not notice, except one whose request was queued for it, which resends;
+  * kill -9 one server while it works (--work 2): its client resends after
+    its timeout and another server answers;
+  * kill them all: clients pause; start one and it takes the waiting requests;
+  * start more: watch the requests spread over all of them.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+BROKER_ENDPOINT = "tcp://127.0.0.1:5560"  # the broker's back, for servers
+MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
+SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the echo
+LINGER_MS = 500  # on exit, how long the last reply may take to leave
+PID = os.getpid()
+
+
+def say(line):
+    # flush=True: one line per event, visible at once even through a pipe.
+    print(line, flush=True)
+
+
+def printable(data):
+    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
+    text = data.decode("utf-8", "backslashreplace")
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def connect_socket(ctx, endpoints, max_size):
+    sock = ctx.socket(zmq.REP)
+    # LINGER is how long closing may wait to deliver what is still queued. The
+    # default is forever: a server whose client vanished would never exit. 0 would
+    # drop the reply sent just before Ctrl-C. Half a second lets it leave.
+    sock.setsockopt(zmq.LINGER, LINGER_MS)
+    # A frame over max_size makes libzmq drop that connection.
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    for endpoint in endpoints:
+        port = endpoint.rpartition(":")[2]
+        if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
+            sys.exit(f"mrep.py: cannot connect to {endpoint}: port is over 65535")
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as err:
+            sys.exit(f"mrep.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}")
+    return sock
+
+
+def report_connection(monitor):
+    event = recv_monitor_message(monitor)
+    endpoint = event["endpoint"].decode()
+    if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        say(f"python (pid={PID}): connected to broker at {endpoint}")
+    else:
+        say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
+
+
+def echo_one(sock, work, quiet):
+    # Every frame of the request goes back, in order. REP has already
+    # stripped the envelope (which client, via which broker) and restores it.
+    frames = sock.recv_multipart()
+    text = printable(b"".join(frames))
+    if not quiet:
+        say(f"python: received '{text}' from client.")
+    time.sleep(work)
+    if not quiet:
+        say(f"python (pid={PID}): sending back the received data: {text}")
+    sock.send_multipart(frames)
+
+
+def stop_requests():
+    """Turn Ctrl-C and SIGTERM into a note that the loop reads between requests,
+    so a request in hand is always answered before the server exits."""
+    requested = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: requested.append(signum))
+    return requested
+
+
+def serve(sock, stop, work, quiet):
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    while not stop:
+        ready = dict(poller.poll(POLL_MS))
+        if monitor in ready:
+            report_connection(monitor)
+        if sock in ready:
+            echo_one(sock, work, quiet)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Echo REP server behind the broker.")
+    parser.add_argument(
+        "--connect",
+        action="append",
+        metavar="EP",
+        help=f"broker back endpoint, repeatable or comma-separated (default {BROKER_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--work", type=float, default=0.0, metavar="SECONDS", help="simulated work per request"
+    )
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=MAX_SIZE,
+        metavar="BYTES",
+        help=f"drop a peer that sends a bigger frame (default {MAX_SIZE})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-request lines")
+    args = parser.parse_args()
+    if args.work < 0 or args.max_size < 1:
+        parser.error("--work must be 0 or more and --max-size at least 1")
+    endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
+
+    stop = stop_requests()
+    ctx = zmq.Context()
+    try:
+        sock = connect_socket(ctx, endpoints, args.max_size)
+        say(f"python (pid={PID}): echo server connecting to {', '.join(endpoints)}")
+        serve(sock, stop, args.work, args.quiet)
+        say(f"python (pid={PID}): stopped")
+    finally:
+        ctx.destroy()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+# /// script
+# requires-python = ">=3.9"
+# dependencies = ["pyzmq"]
+# ///
+"""rep.py: the architect. A REP server that answers every request with its SHA-1.
+
+A REP socket is ZeroMQ's simplest server: it receives one request, sends one
+reply, and only then takes the next. It binds, so it owns the address; any
+number of REQ clients (c.py, one per player) connect to it. REP queues their
+requests fairly and routes each reply back to the client that asked, so the
+code below never needs to know who is talking.
+
+Run it in one terminal, then c.py in as many others as you like:
+
+    python rep.py                          # serves tcp://127.0.0.1:5556
+    python rep.py --bind 'tcp://*:5556'    # also reachable from other machines
+
+Try:
+  * several c.py at once: each pid gets back only digests of its own data;
+  * Ctrl-C this server while clients run: it answers the request in hand and
+    exits; the clients say they are waiting, and carry on when you restart it;
+  * kill -9 it instead: the same, and the client whose request died with it
+    resends that request to the new server.
+"""
+
+import argparse
+import hashlib
+import os
+import signal
+import sys
+
+import zmq
+
+BIND_ENDPOINT = "tcp://127.0.0.1:5556"
+MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
+SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the digest
+LINGER_MS = 500  # on exit, how long the last reply may take to leave
+PID = os.getpid()
+
+
+def say(line):
+    # flush=True: one line per event, visible at once even through a pipe.
+    print(line, flush=True)
+
+
+def printable(data):
+    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
+    text = data.decode("utf-8", "backslashreplace")
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def check_port(endpoint):
+    # libzmq quietly wraps a TCP port over 65535 (99999 becomes 34463): refuse it.
+    port = endpoint.rpartition(":")[2]
+    if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
+        sys.exit(f"rep.py: cannot bind {endpoint}: port is over 65535")
+
+
+def bind_socket(ctx, endpoint, max_size):
+    sock = ctx.socket(zmq.REP)
+    # LINGER is how long closing may wait to deliver what is still queued. The
+    # default is forever: a server whose client vanished would never exit. 0 would
+    # drop the reply sent just before Ctrl-C. Half a second lets it leave.
+    sock.setsockopt(zmq.LINGER, LINGER_MS)
+    # A frame over max_size makes libzmq drop that peer's connection, so one
+    # client cannot make the server buffer gigabytes. The others are unaffected.
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    check_port(endpoint)
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as err:
+        sys.exit(f"rep.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}")
+    return sock
+
+
+def answer_one(sock, quiet):
+    # A request may have several frames; the digest covers all of their bytes.
+    # REP has already stripped the envelope (who asked) and will put it back.
+    data = b"".join(sock.recv_multipart())
+    digest = hashlib.sha1(data).hexdigest()
+    if not quiet:
+        say(f"python: received '{printable(data)}' from client.")
+        say(f"python (pid={PID}): sending back sha1 of the received data: {digest}")
+    sock.send_string(digest)
+
+
+def stop_requests():
+    """Turn Ctrl-C and SIGTERM into a note that the loop reads between requests,
+    so a request in hand is always answered before the server exits."""
+    requested = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: requested.append(signum))
+    return requested
+
+
+def serve(sock, stop, quiet):
+    while not stop:
+        if sock.poll(POLL_MS):
+            answer_one(sock, quiet)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="SHA-1 REP server (the architect).")
+    parser.add_argument(
+        "--bind",
+        default=BIND_ENDPOINT,
+        metavar="EP",
+        help=f"endpoint to bind (default {BIND_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        default=MAX_SIZE,
+        metavar="BYTES",
+        help=f"drop a peer that sends a bigger frame (default {MAX_SIZE})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-request lines")
+    args = parser.parse_args()
+    if args.max_size < 1:
+        parser.error("--max-size must be at least 1")
+
+    stop = stop_requests()
+    ctx = zmq.Context()
+    try:
+        sock = bind_socket(ctx, args.bind, args.max_size)
+        say(f"python (pid={PID}): serving sha1 on {sock.LAST_ENDPOINT.decode()}")
+        serve(sock, stop, args.quiet)
+        say(f"python (pid={PID}): stopped")
+    finally:
+        ctx.destroy()
+
+
+if __name__ == "__main__":
+    main()

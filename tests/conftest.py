@@ -1,0 +1,215 @@
+"""Shared test machinery: run the real scripts as processes, read their lines live, reap them.
+
+Every process is started in its own session (its own process group), and the
+`spawn` fixture kills every group it started when the test ends, pass or fail.
+Binders are given port `*` (libzmq picks a free one) and the test reads the
+real endpoint from the startup line, so tests never race for ports and never
+touch the default ports a demo may be using.
+"""
+
+import contextlib
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ANY_PORT = "tcp://127.0.0.1:*"
+WAIT = 20.0  # seconds; a ceiling for events that normally take milliseconds
+
+SENT_RE = re.compile(r"^python \(pid=(\d+)\): sending data: '(.*)'$")
+DIGEST_RE = re.compile(r"^python \(pid=(\d+)\): received sha1 of data: ([0-9a-f]{40})$")
+ECHO_RE = re.compile(
+    r"^\d\d-\d\d-\d\d \d\d:\d\d:\d\d python \(pid=(\d+)\) received the original data: "
+    r"([qwertyuiop]{10} \(from client pid=(\d+)\))$"
+)
+SERVER_GOT_RE = re.compile(r"^python: received '(.*)' from client\.$")
+SHA_BACK_RE = re.compile(
+    r"^python \(pid=(\d+)\): sending back sha1 of the received data: ([0-9a-f]{40})$"
+)
+ECHO_BACK_RE = re.compile(r"^python \(pid=(\d+)\): sending back the received data: (.*)$")
+RESEND_RE = re.compile(r"^python \(pid=\d+\): no (reply within|\w+ reachable for) .*, resending")
+
+
+class Proc:
+    """One running script: its output lines (with arrival times) as they come."""
+
+    def __init__(self, script, *args, env=None):
+        self.name = script
+        self.args = [str(a) for a in args]
+        self.popen = subprocess.Popen(
+            [sys.executable, str(ROOT / script), *self.args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="backslashreplace",
+            start_new_session=True,
+            env=env,
+        )
+        self.pid = self.popen.pid
+        self.stamped = []  # (time.monotonic(), line) for each stdout line
+        self.stderr_lines = []
+        self.changed = threading.Condition()
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.popen.stdout, True), daemon=True),
+            threading.Thread(target=self._read, args=(self.popen.stderr, False), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, stream, is_stdout):
+        for line in stream:
+            with self.changed:
+                if is_stdout:
+                    self.stamped.append((time.monotonic(), line.rstrip("\n")))
+                else:
+                    self.stderr_lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.notify_all()
+
+    @property
+    def lines(self):
+        with self.changed:
+            return [line for _, line in self.stamped]
+
+    @property
+    def stderr(self):
+        self.wait()
+        for reader in self.readers:
+            reader.join(WAIT)
+        return "\n".join(self.stderr_lines)
+
+    def matches(self, regex):
+        return [m for m in map(regex.match, self.lines) if m]
+
+    def wait_for(self, regex, count=1, timeout=WAIT):
+        """Block until `count` stdout lines match; return the last match. Fails on exit or
+        timeout, showing what the process printed."""
+        if isinstance(regex, str):
+            regex = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                found = [m for m in (regex.search(line) for _, line in self.stamped) if m]
+                if len(found) >= count:
+                    return found[count - 1]
+                left = deadline - time.monotonic()
+                exited = self.popen.poll() is not None and not any(
+                    r.is_alive() for r in self.readers
+                )
+                if left <= 0 or exited:
+                    pytest.fail(
+                        f"{self.name} {' '.join(self.args)} printed {len(found)} of {count} "
+                        f"lines matching {regex.pattern!r} "
+                        f"({'exited ' + str(self.popen.returncode) if exited else 'timed out'})."
+                        f"\nstdout tail: {self.lines[-15:]}\nstderr: {self.stderr_lines[-15:]}"
+                    )
+                self.changed.wait(min(left, 0.5))
+
+    def send(self, signum):
+        self.popen.send_signal(signum)
+
+    def wait(self, timeout=WAIT):
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{self.name} {' '.join(self.args)} did not exit within {timeout} s")
+
+    def reap(self):
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait()
+        for reader in self.readers:
+            reader.join(WAIT)
+        self.popen.stdout.close()
+        self.popen.stderr.close()
+
+
+@pytest.fixture
+def spawn():
+    """spawn(script, *args) starts a script; every process started is killed at the end."""
+    procs = []
+
+    def start(script, *args, **kwargs):
+        proc = Proc(script, *args, **kwargs)
+        procs.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            proc.reap()
+        for proc in procs:  # shown by pytest only when the test failed
+            print(f"--- {proc.name} {' '.join(proc.args)} -> {proc.popen.returncode}")
+            print("\n".join(proc.lines[-20:] + proc.stderr_lines[-20:]))
+
+
+def start_rep(spawn, *args, bind=ANY_PORT):
+    """rep.py on a free port (or `bind`); returns (process, real endpoint)."""
+    proc = spawn("rep.py", "--bind", bind, *args)
+    return proc, proc.wait_for(r"serving sha1 on (tcp://\S+)$").group(1)
+
+
+def start_broker(spawn, *args, frontend=ANY_PORT, backend=ANY_PORT):
+    """msgqueue.py; returns (process, frontend endpoint, backend endpoint)."""
+    proc = spawn("msgqueue.py", "--frontend", frontend, "--backend", backend, *args)
+    ready = proc.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://\S+)$")
+    return proc, ready.group(1), ready.group(2)
+
+
+def start_worker(spawn, *backends, args=()):
+    """mrep.py connected (handshake done) to every broker back end given."""
+    proc = spawn("mrep.py", *(a for b in backends for a in ("--connect", b)), *args)
+    for backend in backends:
+        proc.wait_for(f"connected to broker at {re.escape(backend)}$")
+    return proc
+
+
+def check_sha_client(proc, count):
+    """c.py exited 0 with `count` digests, each the SHA-1 of what it had just sent."""
+    assert proc.wait() == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    sent, digests = proc.matches(SENT_RE), proc.matches(DIGEST_RE)
+    assert len(digests) == count
+    answered = [s.group(2) for s in sent]
+    for data, got in zip(answered, digests):
+        assert got.group(1) == str(proc.pid)
+        assert got.group(2) == hashlib.sha1(data.encode()).hexdigest()
+    assert not [line for line in proc.lines if "mismatch:" in line]
+    assert (
+        proc.lines[-1] == f"python (pid={proc.pid}): done, {count} replies verified, 0 mismatched"
+    )
+
+
+def check_echo_client(proc, count):
+    """mreq.py exited 0 with `count` echoes, all distinct and all of its own requests."""
+    assert proc.wait() == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    echoes = proc.matches(ECHO_RE)
+    assert len(echoes) == count
+    assert {(m.group(1), m.group(3)) for m in echoes} == {(str(proc.pid), str(proc.pid))}
+    assert len({m.group(2) for m in echoes}) == count  # none answered twice
+    assert not [line for line in proc.lines if "mismatch:" in line]
+    assert (
+        proc.lines[-1] == f"python (pid={proc.pid}): done, {count} replies verified, 0 mismatched"
+    )
+    return [m.group(2) for m in echoes]
+
+
+def worst_gap(proc, regex):
+    """Longest time between consecutive matching lines: printed, never asserted."""
+    with proc.changed:
+        times = [t for t, line in proc.stamped if regex.match(line)]
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)

@@ -1,0 +1,173 @@
+"""One server, many clients: rep.py and c.py (the tutorial's first half)."""
+
+import hashlib
+import re
+import signal
+import site
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import zmq
+from conftest import (
+    DIGEST_RE,
+    RESEND_RE,
+    SENT_RE,
+    SERVER_GOT_RE,
+    SHA_BACK_RE,
+    check_sha_client,
+    start_rep,
+)
+
+
+def test_output_lines_are_the_tutorials_and_show_up_live(spawn):
+    rep, endpoint = start_rep(spawn)
+    client = spawn("c.py", "--connect", endpoint, "--interval", "0.1")
+    # Read through a pipe while the client still runs: lines must be flushed as printed.
+    client.wait_for(DIGEST_RE, count=3)
+    assert client.popen.poll() is None
+    client.send(signal.SIGINT)
+    assert client.wait() == 0
+
+    pid = client.pid
+    expected_client = [
+        rf"python \(pid={pid}\): client connecting to {re.escape(endpoint)}",
+        rf"python \(pid={pid}\): sending data: '\w{{3}} \w{{3}} [ \d]\d \d\d:\d\d:\d\d \d{{4}}'",
+        rf"python \(pid={pid}\): received sha1 of data: [0-9a-f]{{40}}",
+        rf"python \(pid={pid}\): interrupted, exiting",
+    ]
+    for line in client.lines:
+        assert any(re.fullmatch(p, line) for p in expected_client), line
+    for sent, got in zip(client.matches(SENT_RE), client.matches(DIGEST_RE)):
+        assert got.group(2) == hashlib.sha1(sent.group(2).encode()).hexdigest()
+
+    rep.send(signal.SIGINT)
+    assert rep.wait() == 0
+    expected_server = [
+        rf"python \(pid={rep.pid}\): serving sha1 on {re.escape(endpoint)}",
+        SERVER_GOT_RE.pattern,
+        SHA_BACK_RE.pattern,
+        rf"python \(pid={rep.pid}\): stopped",
+    ]
+    for line in rep.lines:
+        assert any(re.fullmatch(p, line) for p in expected_server), line
+    # The server's two lines per request name the client's data and the digest it got.
+    received, sent_back = rep.matches(SERVER_GOT_RE), rep.matches(SHA_BACK_RE)
+    assert [m.group(1) for m in received][:3] == [m.group(2) for m in client.matches(SENT_RE)][:3]
+    assert [m.group(2) for m in sent_back][:3] == [m.group(2) for m in client.matches(DIGEST_RE)]
+
+
+def test_five_clients_each_get_their_own_digests(spawn):
+    rep, endpoint = start_rep(spawn)
+    clients = [
+        spawn("c.py", "--connect", endpoint, "--count", 5, "--interval", 0.05) for _ in range(5)
+    ]
+    for client in clients:
+        check_sha_client(client, 5)
+    assert len(rep.matches(SHA_BACK_RE)) == 25
+
+
+def test_server_killed_and_restarted_mid_run_loses_nothing(spawn):
+    rep, endpoint = start_rep(spawn)
+    client = spawn("c.py", "--connect", endpoint, "--count", 8, "--interval", 0.2, "--timeout", 0.5)
+    client.wait_for(DIGEST_RE, count=2)
+    rep.send(signal.SIGKILL)
+    rep.wait()
+    client.wait_for(RESEND_RE)  # the client says it is waiting...
+    start_rep(spawn, bind=endpoint)  # ...and a new server on the same port picks it up
+    check_sha_client(client, 8)
+    assert len(client.matches(SENT_RE)) == 8  # every request sent was answered
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signals_stop_server_and_client_cleanly(spawn, signum):
+    rep, endpoint = start_rep(spawn)
+    client = spawn("c.py", "--connect", endpoint, "--interval", 0.05)
+    client.wait_for(DIGEST_RE, count=2)
+    client.send(signum)
+    assert client.wait() == 0
+    assert client.stderr == ""
+    assert client.lines[-1].endswith("interrupted, exiting")
+    rep.send(signum)
+    assert rep.wait() == 0
+    assert rep.stderr == ""
+    assert rep.lines[-1] == f"python (pid={rep.pid}): stopped"
+
+
+def test_client_without_server_says_so_and_gives_up_when_told(spawn):
+    rep, endpoint = start_rep(spawn)  # find a free port, then leave it empty
+    rep.send(signal.SIGTERM)
+    assert rep.wait() == 0
+    client = spawn("c.py", "--connect", endpoint, "--retries", 2, "--timeout", 0.2)
+    assert client.wait() == 1
+    assert len(client.matches(RESEND_RE)) == 2
+    assert client.lines[-1].endswith("no server reachable for 0.2 s, giving up after 2 retries")
+
+
+def test_wrong_digest_is_reported_and_fails_a_count_run(spawn):
+    ctx = zmq.Context()
+    liar = ctx.socket(zmq.REP)
+    liar.linger = 0
+    port = liar.bind_to_random_port("tcp://127.0.0.1")
+
+    def answer_wrongly():
+        lies = [b"0" * 40, b"\xffnot a digest\n"]
+        for lie in lies:
+            liar.recv()
+            liar.send(lie)
+        liar.send_string(hashlib.sha1(liar.recv()).hexdigest())  # then the truth
+
+    thread = threading.Thread(target=answer_wrongly, daemon=True)
+    thread.start()
+    try:
+        client = spawn(
+            "c.py", "--connect", f"tcp://127.0.0.1:{port}", "--count", 1, "--interval", 0
+        )
+        assert client.wait() == 1
+    finally:
+        thread.join(5)
+        ctx.destroy(linger=0)
+    mismatches = [line for line in client.lines if "sha1 mismatch" in line]
+    assert len(mismatches) == 2  # never counted as verified, and shown escaped on one line
+    assert "got '\\xffnot a digest\\n'" in mismatches[1]
+    assert client.lines[-1].endswith("done, 1 replies verified, 2 mismatched")
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("rep.py", ["--bind", "nonsense"], "rep.py: cannot bind nonsense: Invalid argument"),
+        ("rep.py", ["--bind", "tcp://127.0.0.1:99999"], "port is over 65535"),
+        ("c.py", ["--connect", "tcp://127.0.0.1"], "c.py: cannot connect to tcp://127.0.0.1"),
+        ("c.py", ["--connect", "tcp://127.0.0.1:70000"], "port is over 65535"),
+    ],
+)
+def test_bad_endpoint_is_one_clear_line(spawn, script, args, message):
+    proc = spawn(script, *args)
+    assert proc.wait() != 0
+    assert message in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    assert proc.lines == []
+
+
+def test_port_in_use_is_one_clear_line(spawn):
+    _, endpoint = start_rep(spawn)
+    second = spawn("rep.py", "--bind", endpoint)
+    assert second.wait() != 0
+    assert second.stderr == f"rep.py: cannot bind {endpoint}: Address already in use"
+
+
+def test_bad_numbers_are_refused_by_argparse(spawn):
+    for args in (["--count", "0"], ["--timeout", "0"], ["--interval", "x"]):
+        proc = spawn("c.py", *args)
+        assert proc.wait() == 2
+        assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_installing_the_project_adds_no_modules_named_c_or_rep():
+    roots = [Path(p) for p in [*site.getsitepackages(), site.getusersitepackages()]]
+    assert sys.prefix != sys.base_prefix, "the suite runs in the project's virtualenv"
+    for root in roots:
+        for name in ("c", "rep", "mreq", "mrep", "msgqueue"):
+            assert not (root / f"{name}.py").exists()
