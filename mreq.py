@@ -154,8 +154,10 @@ def main():
         parser.error("--count must be at least 1 and --retries at least 0")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
 
-    # SIGTERM (kill, honcho, systemd) stops the client just like Ctrl-C.
+    # SIGTERM (kill, honcho, systemd) stops the client just like Ctrl-C; and
+    # SIGINT too, which a shell leaves ignored for a command started with "&".
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = zmq.Context()
     try:
         sock = connect_socket(ctx, endpoints, args.timeout)

@@ -17,8 +17,14 @@ each other: both connect to the broker's two well-known ports.
     over the servers that are connected, and takes replies from any of them.
 
 zmq.proxy() moves messages both ways inside libzmq, in C. There is no Python
-loop here: the broker costs almost nothing, and a server that comes or goes
-is just a connection DEALER adds to or drops from its round-robin.
+loop per message: the broker costs almost nothing, and a server that comes
+or goes is just a connection DEALER adds to or drops from its round-robin.
+
+One catch: with requests waiting and no server connected, libzmq's proxy
+spins at 100% CPU (libzmq issue #4071). So this broker runs the proxy only
+while a server is connected: a small thread watches the back for servers
+leaving and stops the proxy, and the main loop restarts it once a server
+is there to take requests. Meanwhile requests simply wait in the ROUTER.
 
 Run it first, then servers (mrep.py) and clients (mreq.py) in other terminals:
 
@@ -35,12 +41,15 @@ import argparse
 import os
 import signal
 import sys
+import threading
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 FRONTEND_ENDPOINT = "tcp://127.0.0.1:5559"  # clients (mreq.py) connect here
 BACKEND_ENDPOINT = "tcp://127.0.0.1:5560"  # servers (mrep.py) connect here
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+CONTROL_ENDPOINT = "inproc://proxy-control"  # how the watcher thread stops the proxy
 PID = os.getpid()
 
 
@@ -65,6 +74,38 @@ def bind_socket(ctx, kind, endpoint, max_size):
     except zmq.ZMQError as err:
         sys.exit(f"msgqueue.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}")
     return sock
+
+
+def stop_proxy_when_a_server_leaves(monitor, control):
+    """Thread: tell the proxy to return each time a server disconnects, so the
+    main loop can check whether any server is left before running it again."""
+    while recv_monitor_message(monitor)["event"] != zmq.EVENT_MONITOR_STOPPED:
+        control.send(b"TERMINATE")
+
+
+def run_proxy(ctx, frontend, backend):
+    control = ctx.socket(zmq.PAIR)
+    control.bind(CONTROL_ENDPOINT)
+    watcher_end = ctx.socket(zmq.PAIR)
+    watcher_end.connect(CONTROL_ENDPOINT)
+    monitor = backend.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED)
+    watcher = threading.Thread(
+        target=stop_proxy_when_a_server_leaves, args=(monitor, watcher_end), daemon=True
+    )
+    try:
+        watcher.start()
+        say(
+            f"python (pid={PID}): broker up, clients on {frontend.LAST_ENDPOINT.decode()},"
+            f" servers on {backend.LAST_ENDPOINT.decode()}"
+        )
+        while True:
+            backend.poll(None, zmq.POLLOUT)  # blocks until some server is connected
+            zmq.proxy_steerable(frontend, backend, None, control)
+    finally:
+        # End the watcher before its sockets are closed under it.
+        backend.disable_monitor()
+        if watcher.ident:
+            watcher.join()
 
 
 def main():
@@ -97,18 +138,16 @@ def main():
     if args.max_size < 1:
         parser.error("--max-size must be at least 1")
 
-    # zmq.proxy runs in C; a signal makes it return to Python, where Ctrl-C
-    # raises KeyboardInterrupt. SIGTERM is made to do the same.
+    # The proxy runs in C; a signal makes it return to Python, where Ctrl-C
+    # raises KeyboardInterrupt. SIGTERM is made to do the same, and so is
+    # SIGINT, which a shell leaves ignored for a command started with "&".
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = zmq.Context()
     try:
         frontend = bind_socket(ctx, zmq.ROUTER, args.frontend, args.max_size)
         backend = bind_socket(ctx, zmq.DEALER, args.backend, args.max_size)
-        say(
-            f"python (pid={PID}): broker up, clients on {frontend.LAST_ENDPOINT.decode()},"
-            f" servers on {backend.LAST_ENDPOINT.decode()}"
-        )
-        zmq.proxy(frontend, backend)
+        run_proxy(ctx, frontend, backend)
     except KeyboardInterrupt:
         say(f"python (pid={PID}): stopped")
     finally:

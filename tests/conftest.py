@@ -41,11 +41,14 @@ RESEND_RE = re.compile(r"^python \(pid=\d+\): no (reply within|\w+ reachable for
 class Proc:
     """One running script: its output lines (with arrival times) as they come."""
 
-    def __init__(self, script, *args, env=None):
+    def __init__(self, script, *args, env=None, ignore_sigint=False):
         self.name = script
         self.args = [str(a) for a in args]
+        command = [sys.executable, str(ROOT / script), *self.args]
+        if ignore_sigint:  # as a shell does for a command started with "&"
+            command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
         self.popen = subprocess.Popen(
-            [sys.executable, str(ROOT / script), *self.args],
+            command,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -206,6 +209,12 @@ def check_echo_client(proc, count):
         proc.lines[-1] == f"python (pid={proc.pid}): done, {count} replies verified, 0 mismatched"
     )
     return [m.group(2) for m in echoes]
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def worst_gap(proc, regex):

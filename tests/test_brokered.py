@@ -9,6 +9,7 @@ wall-clock threshold in the test.
 
 import re
 import signal
+import time
 
 import pytest
 from conftest import (
@@ -17,6 +18,7 @@ from conftest import (
     RESEND_RE,
     SERVER_GOT_RE,
     check_echo_client,
+    cpu_seconds,
     start_broker,
     start_worker,
     worst_gap,
@@ -139,7 +141,7 @@ def test_server_crash_while_holding_a_request_loses_nothing(spawn):
 
 
 def test_all_servers_crash_clients_pause_then_resume_with_a_new_server(spawn):
-    _, front, back = start_broker(spawn)
+    broker, front, back = start_broker(spawn)
     workers = [start_worker(spawn, back) for _ in range(2)]
     clients = start_clients(spawn, [front], 3, "--count", 25, "--interval", 0.05, "--timeout", 0.5)
     for client in clients:
@@ -153,10 +155,16 @@ def test_all_servers_crash_clients_pause_then_resume_with_a_new_server(spawn):
     for client, n in zip(clients, before):
         client.wait_for(RESEND_RE, count=n + 1)
     paused_at = [len(c.matches(ECHO_RE)) for c in clients]
+    cpu_at, wall_at = cpu_seconds(broker.pid), time.monotonic()
     for client, n in zip(clients, before):
         client.wait_for(RESEND_RE, count=n + 2)
     assert [len(c.matches(ECHO_RE)) for c in clients] == paused_at
     assert all(n < 25 for n in paused_at)
+    # With requests waiting and no server, the broker waits; it does not spin
+    # (a spinning zmq.proxy uses all of a core for the whole pause).
+    cpu, wall = cpu_seconds(broker.pid) - cpu_at, time.monotonic() - wall_at
+    print(f"broker CPU during {wall:.2f} s of pause: {cpu:.2f} s")
+    assert cpu < wall / 2
 
     newcomer = start_worker(spawn, back)
     for client in clients:
