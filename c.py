@@ -32,6 +32,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 
 import zmq
 
@@ -59,6 +60,10 @@ def connect_socket(ctx, endpoints, timeout):
     # reply to an earlier one is dropped instead of being taken for this one.
     sock.setsockopt(zmq.REQ_RELAXED, 1)
     sock.setsockopt(zmq.REQ_CORRELATE, 1)
+    # A name of our own for this client. Left to itself, every broker process
+    # numbers its clients in the same sequence, so a reply finished after a
+    # broker restart could be routed to whichever client now has our number.
+    sock.setsockopt(zmq.ROUTING_ID, uuid.uuid4().hex.encode())
     # IMMEDIATE: queue a request only on a connection that is up, never for a
     # server that is down. With none up, send() blocks, so it gets a timeout too.
     sock.setsockopt(zmq.IMMEDIATE, 1)

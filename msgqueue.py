@@ -146,6 +146,9 @@ def main():
     ctx = zmq.Context()
     try:
         frontend = bind_socket(ctx, zmq.ROUTER, args.frontend, args.max_size)
+        # Clients name themselves; a client that reconnects before its old
+        # connection was noticed dead takes its name over instead of being refused.
+        frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         backend = bind_socket(ctx, zmq.DEALER, args.backend, args.max_size)
         run_proxy(ctx, frontend, backend)
     except KeyboardInterrupt:

@@ -35,6 +35,11 @@ SHA_BACK_RE = re.compile(
     r"^python \(pid=(\d+)\): sending back sha1 of the received data: ([0-9a-f]{40})$"
 )
 ECHO_BACK_RE = re.compile(r"^python \(pid=(\d+)\): sending back the received data: (.*)$")
+PER_REQUEST_RE = re.compile(
+    "|".join(
+        r.pattern for r in (SENT_RE, DIGEST_RE, ECHO_RE, SERVER_GOT_RE, SHA_BACK_RE, ECHO_BACK_RE)
+    )
+)
 RESEND_RE = re.compile(r"^python \(pid=\d+\): no (reply within|\w+ reachable for) .*, resending")
 
 
@@ -156,7 +161,8 @@ def spawn():
             proc.reap()
         for proc in procs:  # shown by pytest only when the test failed
             print(f"--- {proc.name} {' '.join(proc.args)} -> {proc.popen.returncode}")
-            print("\n".join(proc.lines[-20:] + proc.stderr_lines[-20:]))
+            events = [line for line in proc.lines if not PER_REQUEST_RE.match(line)]
+            print("\n".join(events[-30:] + proc.lines[-4:] + proc.stderr_lines[-20:]))
 
 
 def start_rep(spawn, *args, bind=ANY_PORT):
