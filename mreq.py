@@ -5,15 +5,13 @@
 # ///
 """mreq.py: one of many clients. A REQ client of the broker that checks its echo.
 
-Same REQ socket as c.py, pointed at the broker's front (msgqueue.py, port
-5559) instead of at a server. It sends 10 random letters and its own pid,
-and checks that what comes back is exactly what it sent: the broker must
-route every reply to the client that asked, never to another one.
+c.py's REQ socket, pointed at the broker's front (msgqueue.py, port 5559).
+It sends 10 random letters and its pid, and checks that the echo is exactly
+that: the broker must route each reply to the client that asked, no other.
 
-A plain REQ socket has a trap: if the server dies holding your request, the
-reply never comes and the socket refuses to send again, so the client hangs
-forever. This one waits --timeout seconds, then sends the request again
-(the "Lazy Pirate" idea, done with two socket options instead of a new socket).
+A plain REQ hangs forever if the server dies holding its request: the reply
+never comes and the socket refuses to send again. This one resends after
+--timeout seconds (the zguide's "Lazy Pirate", done with socket options).
 
 Run msgqueue.py and some mrep.py first, then this in several terminals:
 
@@ -117,7 +115,7 @@ def request(sock, data, timeout, retries):
 
 def random_request():
     letters = "".join(random.choice("qwertyuiop") for _ in range(10))
-    return f"{letters} (from client pid={PID})".encode()
+    return f"{letters} (from client pid={PID})"
 
 
 def run(sock, args):
@@ -126,19 +124,18 @@ def run(sock, args):
     while args.count is None or verified < args.count:
         if verified + mismatched:
             time.sleep(args.interval)
-        data = random_request()
-        reply = request(sock, data, args.timeout, args.retries)
+        text = random_request()
+        reply = request(sock, text.encode(), args.timeout, args.retries)
         if reply is None:
             return 1
-        if reply == data:
+        if reply == text.encode():
             verified += 1
             if not args.quiet:
                 stamp = time.strftime("%y-%m-%d %H:%M:%S")
-                say(f"{stamp} python (pid={PID}) received the original data: {data.decode()}")
+                say(f"{stamp} python (pid={PID}) received the original data: {text}")
         else:
             mismatched += 1
-            got = printable(reply)
-            say(f"python (pid={PID}): echo mismatch: sent '{data.decode()}', got '{got}'")
+            say(f"python (pid={PID}): echo mismatch: sent '{text}', got '{printable(reply)}'")
     say(f"python (pid={PID}): done, {verified} replies verified, {mismatched} mismatched")
     return 1 if mismatched else 0
 

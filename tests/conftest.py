@@ -42,14 +42,71 @@ PER_REQUEST_RE = re.compile(
 )
 RESEND_RE = re.compile(r"^python \(pid=\d+\): no (reply within|\w+ reachable for) .*, resending")
 
+# Every line each script may print, as a pattern. The tests hold real output to
+# these, and the README test holds the README's sample output to the same ones.
+_ME = r"python \(pid=\d+\):"
+_CLIENT_EVENTS = [
+    rf"{_ME} client connecting to tcp://\S+(, tcp://\S+)*",
+    rf"{_ME} no (reply within|server reachable for|broker reachable for) [\d.]+ s, "
+    r"(resending \(retry \d+\)|giving up after \d+ retries)",
+    rf"{_ME} done, \d+ replies verified, \d+ mismatched",
+    rf"{_ME} interrupted, exiting",
+]
+LINE_FORMATS = {
+    "rep.py": [
+        rf"{_ME} serving sha1 on tcp://\S+",
+        SERVER_GOT_RE.pattern,
+        SHA_BACK_RE.pattern,
+        rf"{_ME} stopped",
+    ],
+    "c.py": [
+        SENT_RE.pattern,
+        DIGEST_RE.pattern,
+        rf"{_ME} sha1 mismatch: expected [0-9a-f]{{40}}, got '.*'",
+        *_CLIENT_EVENTS,
+    ],
+    "msgqueue.py": [
+        rf"{_ME} broker up, clients on tcp://\S+, servers on tcp://\S+",
+        rf"{_ME} stopped",
+    ],
+    "mrep.py": [
+        rf"{_ME} echo server connecting to tcp://\S+(, tcp://\S+)*",
+        rf"{_ME} connected to broker at tcp://\S+",
+        rf"{_ME} lost broker at tcp://\S+, reconnecting",
+        SERVER_GOT_RE.pattern,
+        ECHO_BACK_RE.pattern,
+        rf"{_ME} stopped",
+    ],
+    "mreq.py": [
+        ECHO_RE.pattern,
+        rf"{_ME} echo mismatch: sent '.*', got '.*'",
+        *_CLIENT_EVENTS,
+    ],
+}
+
+
+def format_of(line, scripts=LINE_FORMATS):
+    """The script whose output `line` can be, or None."""
+    for script in scripts:
+        if any(re.fullmatch(pattern.strip("^$"), line) for pattern in LINE_FORMATS[script]):
+            return script
+    return None
+
+
+def check_line_formats(proc):
+    for line in proc.lines:
+        assert format_of(line, [proc.name]), f"{proc.name} printed an unknown line: {line!r}"
+
 
 class Proc:
     """One running script: its output lines (with arrival times) as they come."""
 
-    def __init__(self, script, *args, env=None, ignore_sigint=False):
+    def __init__(self, script, *args, env=None, ignore_sigint=False, program=None):
+        """Run ROOT/script with this Python, or `program` (another command) if given."""
         self.name = script
         self.args = [str(a) for a in args]
-        command = [sys.executable, str(ROOT / script), *self.args]
+        command = [program] if program else [sys.executable, str(ROOT / script)]
+        command += self.args
         if ignore_sigint:  # as a shell does for a command started with "&"
             command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
         self.popen = subprocess.Popen(
@@ -189,6 +246,7 @@ def start_worker(spawn, *backends, args=()):
 def check_sha_client(proc, count):
     """c.py exited 0 with `count` digests, each the SHA-1 of what it had just sent."""
     assert proc.wait() == 0, proc.stderr
+    check_line_formats(proc)
     assert "Traceback" not in proc.stderr
     sent, digests = proc.matches(SENT_RE), proc.matches(DIGEST_RE)
     assert len(digests) == count
@@ -205,6 +263,7 @@ def check_sha_client(proc, count):
 def check_echo_client(proc, count):
     """mreq.py exited 0 with `count` echoes, all distinct and all of its own requests."""
     assert proc.wait() == 0, proc.stderr
+    check_line_formats(proc)
     assert "Traceback" not in proc.stderr
     echoes = proc.matches(ECHO_RE)
     assert len(echoes) == count

@@ -18,6 +18,7 @@ from conftest import (
     RESEND_RE,
     SERVER_GOT_RE,
     check_echo_client,
+    check_line_formats,
     cpu_seconds,
     start_broker,
     start_worker,
@@ -72,6 +73,7 @@ def test_output_lines_are_the_tutorials(spawn):
         )
     ]
     assert worker.lines[-1] == f"python (pid={pid}): stopped"
+    check_line_formats(worker)
 
     broker.send(signal.SIGINT)
     assert broker.wait() == 0
@@ -80,6 +82,7 @@ def test_output_lines_are_the_tutorials(spawn):
         f"python (pid={broker.pid}): stopped",
     ]
     assert broker.stderr == ""
+    check_line_formats(broker)
 
 
 def test_clients_never_see_each_others_data(spawn):
@@ -230,6 +233,7 @@ def test_two_brokers_one_crashes_everyone_carries_on(spawn):
         check_echo_client(client, 40)
     for worker in workers:
         assert worker.matches(re.compile(f".*lost broker at {re.escape(back_a)}"))
+        check_line_formats(worker)
     check_one_fault_cost_one_resend(clients)
 
 

@@ -16,6 +16,7 @@ from conftest import (
     SENT_RE,
     SERVER_GOT_RE,
     SHA_BACK_RE,
+    check_line_formats,
     check_sha_client,
     start_rep,
 )
@@ -39,6 +40,7 @@ def test_output_lines_are_the_tutorials_and_show_up_live(spawn):
     ]
     for line in client.lines:
         assert any(re.fullmatch(p, line) for p in expected_client), line
+    check_line_formats(client)
     for sent, got in zip(client.matches(SENT_RE), client.matches(DIGEST_RE)):
         assert got.group(2) == hashlib.sha1(sent.group(2).encode()).hexdigest()
 
@@ -52,6 +54,7 @@ def test_output_lines_are_the_tutorials_and_show_up_live(spawn):
     ]
     for line in rep.lines:
         assert any(re.fullmatch(p, line) for p in expected_server), line
+    check_line_formats(rep)
     # The server's two lines per request name the client's data and the digest it got.
     received, sent_back = rep.matches(SERVER_GOT_RE), rep.matches(SHA_BACK_RE)
     assert [m.group(1) for m in received][:3] == [m.group(2) for m in client.matches(SENT_RE)][:3]

@@ -1,0 +1,85 @@
+"""The README never drifts from the scripts: every command it shows names a script
+that exists and flags that script accepts, and every sample output line it shows
+is a line some script really prints (the same patterns the other tests hold the
+real output to)."""
+
+import re
+import subprocess
+import sys
+
+from conftest import LINE_FORMATS, ROOT, format_of
+
+README = (ROOT / "README.md").read_text()
+BLOCK_RE = re.compile(r"^ *```(\w*)\n(.*?)^ *```", re.MULTILINE | re.DOTALL)
+SCRIPT_RE = re.compile(r"\bpython3? (\S+\.py)((?: [^|&;]*)?)")
+HONCHO_PREFIX_RE = re.compile(r"^\d\d:\d\d:\d\d (\S+?)\.\d+ +\| (.*)$")
+
+
+def blocks(language):
+    return [body for lang, body in BLOCK_RE.findall(README) if lang == language]
+
+
+def commands():
+    found = [line.strip() for body in blocks("sh") for line in body.splitlines()]
+    found += [
+        line.strip()[2:]
+        for body in blocks("console")
+        for line in body.splitlines()
+        if line.strip().startswith("$ ")
+    ]
+    return found
+
+
+def output_lines():
+    lines = []
+    for body in blocks("console"):
+        for raw in body.splitlines():
+            line = raw.strip()
+            if line.startswith("$ ") or not line:
+                continue
+            honcho = HONCHO_PREFIX_RE.match(line)
+            lines.append(honcho.group(2) if honcho else line)
+    return lines
+
+
+def accepted_flags(script):
+    shown = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    return set(re.findall(r"(--[\w-]+)", shown))
+
+
+def test_every_command_names_a_real_script_and_real_flags():
+    checked = 0
+    for command in commands():
+        for script, args in SCRIPT_RE.findall(command):
+            assert (ROOT / script).is_file(), f"README runs {script}, which does not exist"
+            flags = set(re.findall(r"(?<!\S)(--[\w-]+)", args))
+            assert flags <= accepted_flags(script), f"{command!r}: {flags - accepted_flags(script)}"
+            checked += 1
+    assert checked >= 10, "the README shows the scripts being run"
+
+
+def test_honcho_command_names_procfile_processes():
+    procfile = (ROOT / "Procfile").read_text()
+    kinds = set(re.findall(r"^(\w+):", procfile, re.MULTILINE))
+    scales = [c for c in commands() if "honcho start" in c]
+    assert scales
+    for command in scales:
+        for kind in re.findall(r"(\w+)=\d+", command):
+            assert kind in kinds
+
+
+def test_every_sample_output_line_is_one_a_script_prints():
+    lines = output_lines()
+    assert len(lines) >= 20
+    for line in lines:
+        assert format_of(line), f"README shows a line no script prints: {line!r}"
+    shown = {format_of(line) for line in lines}
+    assert shown == set(LINE_FORMATS), "every script's output is shown"
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "<!-- test-command -->" in ci and "<!-- test-command -->" in README
+    assert "<!-- demo-command -->" in README
