@@ -75,13 +75,19 @@ def connect_socket(ctx, endpoints, max_size):
     return sock
 
 
-def report_connection(monitor):
+def follow_connection(sock, monitor):
     event = recv_monitor_message(monitor)
     endpoint = event["endpoint"].decode()
     if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
         say(f"python (pid={PID}): connected to broker at {endpoint}")
-    else:
-        say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
+        return
+    say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
+    # libzmq reconnects by itself after a network error, but gives up for good
+    # after a protocol error, such as a frame over --max-size. Reconnecting here
+    # means one bad request never cuts this server off from its broker. It also
+    # drops any reply still queued for the broker that went away.
+    sock.disconnect(endpoint)
+    sock.connect(endpoint)
 
 
 def echo_one(sock, work, quiet):
@@ -113,10 +119,12 @@ def serve(sock, stop, work, quiet):
     poller.register(monitor, zmq.POLLIN)
     while not stop:
         ready = dict(poller.poll(POLL_MS))
-        if monitor in ready:
-            report_connection(monitor)
+        # A request first: once polled, it is partly read, and must be finished
+        # before follow_connection() may drop the connection it came on.
         if sock in ready:
             echo_one(sock, work, quiet)
+        if monitor in ready:
+            follow_connection(sock, monitor)
 
 
 def main():

@@ -150,8 +150,6 @@ class Proc:
     @property
     def stderr(self):
         self.wait()
-        for reader in self.readers:
-            reader.join(WAIT)
         return "\n".join(self.stderr_lines)
 
     def matches(self, regex):
@@ -185,10 +183,19 @@ class Proc:
         self.popen.send_signal(signum)
 
     def wait(self, timeout=WAIT):
+        """The exit status, once the process has exited and all it printed has been read."""
         try:
-            return self.popen.wait(timeout)
+            status = self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{self.name} {' '.join(self.args)} did not exit within {timeout} s")
+        for reader in self.readers:
+            reader.join(WAIT)
+        return status
+
+    def stop(self):
+        """Ctrl-C, and check it exits cleanly; afterwards `lines` is all it ever printed."""
+        self.send(signal.SIGINT)
+        assert self.wait() == 0, self.stderr
 
     def reap(self):
         if self.popen.poll() is None:

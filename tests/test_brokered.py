@@ -91,6 +91,8 @@ def test_clients_never_see_each_others_data(spawn):
     clients = start_clients(spawn, [front], 4, "--count", 15, "--interval", 0)
     for client in clients:
         check_echo_client(client, 15)
+    for worker in workers:
+        worker.stop()
     handled = [len(w.matches(ECHO_BACK_RE)) for w in workers]
     assert sum(handled) == 60  # nothing answered twice, nothing lost
 
@@ -138,6 +140,8 @@ def test_server_crash_while_holding_a_request_loses_nothing(spawn):
     owner = owner_of(clients, held)
     assert owner.matches(RESEND_RE), "the owner of the lost request resent it"
     assert [m.group(2) for m in owner.matches(ECHO_RE)].count(held) == 1
+    for other in others:
+        other.stop()
     answered_by_others = [m.group(2) for w in others for m in w.matches(ECHO_BACK_RE)]
     assert held in answered_by_others
     check_one_fault_cost_one_resend(clients)
@@ -172,6 +176,7 @@ def test_all_servers_crash_clients_pause_then_resume_with_a_new_server(spawn):
     newcomer = start_worker(spawn, back)
     for client in clients:
         check_echo_client(client, 25)
+    newcomer.stop()
     answered = {OWNER_RE.search(m.group(2)).group(1) for m in newcomer.matches(ECHO_BACK_RE)}
     assert answered == {str(c.pid) for c in clients}  # it took every waiting client's request
 
@@ -185,6 +190,8 @@ def test_more_servers_share_the_load(spawn):
     first_before = len(first.matches(ECHO_BACK_RE))
     for client in clients:
         check_echo_client(client, 60)
+    for worker in [first, *joined]:
+        worker.stop()
     shares = [len(first.matches(ECHO_BACK_RE)) - first_before] + [
         len(w.matches(ECHO_BACK_RE)) for w in joined
     ]

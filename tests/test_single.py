@@ -68,6 +68,7 @@ def test_five_clients_each_get_their_own_digests(spawn):
     ]
     for client in clients:
         check_sha_client(client, 5)
+    rep.stop()
     assert len(rep.matches(SHA_BACK_RE)) == 25
 
 
