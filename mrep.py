@@ -64,6 +64,9 @@ def connect_socket(ctx, endpoints, max_size):
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     # A frame over max_size makes libzmq drop that connection.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    # The monitor reports connections made and lost. It must exist before the
+    # first connect, or it can miss that connection's event.
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
     for endpoint in endpoints:
         port = endpoint.rpartition(":")[2]
         if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
@@ -72,7 +75,7 @@ def connect_socket(ctx, endpoints, max_size):
             sock.connect(endpoint)
         except zmq.ZMQError as err:
             sys.exit(f"mrep.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}")
-    return sock
+    return sock, monitor
 
 
 def follow_connection(sock, monitor):
@@ -112,8 +115,7 @@ def stop_requests():
     return requested
 
 
-def serve(sock, stop, work, quiet):
-    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+def serve(sock, monitor, stop, work, quiet):
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     poller.register(monitor, zmq.POLLIN)
@@ -154,9 +156,9 @@ def main():
     stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock = connect_socket(ctx, endpoints, args.max_size)
+        sock, monitor = connect_socket(ctx, endpoints, args.max_size)
         say(f"python (pid={PID}): echo server connecting to {', '.join(endpoints)}")
-        serve(sock, stop, args.work, args.quiet)
+        serve(sock, monitor, stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")
     finally:
         ctx.destroy()
