@@ -97,10 +97,11 @@ def echo_one(sock, work, quiet):
     # Every frame of the request goes back, in order. REP has already
     # stripped the envelope (which client, via which broker) and restores it.
     frames = sock.recv_multipart()
-    text = printable(b"".join(frames))
+    text = "" if quiet else printable(b"".join(frames))
     if not quiet:
         say(f"python: received '{text}' from client.")
-    time.sleep(work)
+    if work:
+        time.sleep(work)
     if not quiet:
         say(f"python (pid={PID}): sending back the received data: {text}")
     sock.send_multipart(frames)

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Benchmark: what the broker costs, how load balancing scales, how long fail-over stalls.
+
+It starts the real scripts as processes (with --quiet) and drives them with a
+load generator of its own: K REQ sockets in this process, each always with one
+request in flight. Figures are reported as ratios where the machine's speed
+would otherwise decide the number:
+
+1. Round-trip latency, direct (REQ to rep.py) against brokered (REQ to
+   msgqueue.py to mrep.py): median, p99, and brokered/direct.
+2. Broker cost, 8 clients and 2 servers: msgqueue.py (zmq.proxy) against a
+   reference broker written here as the classic Python poll loop (the zguide's
+   rrbroker). Requests/s for each, and the broker process's own CPU time per
+   request, read from /proc.
+3. Scaling: servers with --work 0.02, 16 clients, 1, 2, 4 and 8 servers;
+   requests/s and efficiency against perfect scaling (n / 0.02 requests/s).
+4. Fail-over stall: 8 mreq.py clients through 3 servers with --work 0.05;
+   SIGKILL one server, and report the worst extra latency a client saw
+   against its --timeout.
+
+    python benchmarks/bench.py            # about a minute; writes benchmarks/results.json
+    python benchmarks/bench.py --quick    # a few seconds per figure, for a smoke test
+
+A PNG of requests/s against servers is written too where matplotlib is
+installed (pip install '.[bench]').
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import zmq
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from harness import (  # noqa: E402  (the process harness is shared with the tests)
+    ANY_PORT,
+    Proc,
+    cpu_seconds,
+    start_broker,
+    start_rep,
+    start_worker,
+)
+
+TARGETS = {
+    "latency_ratio_max": 2.2,
+    "broker_cpu_ratio_max": 0.65,
+    "efficiency_at_8_min": 0.90,
+    "stall_over_timeout_max": 0.2,
+}
+SCALING_WORK = 0.02  # seconds of simulated work per request
+SCALING_SERVERS = [1, 2, 4, 8]
+STALL_TIMEOUT = 1.0
+PAYLOAD = b"benchmark payload"
+ECHO_RE = re.compile(r" received the original data: ")
+
+
+@contextmanager
+def processes():
+    """spawn(script, *args) like the tests' fixture: every process is reaped at the end."""
+    started = []
+
+    def spawn(script, *args, **kwargs):
+        proc = Proc(script, *args, **kwargs)
+        started.append(proc)
+        return proc
+
+    try:
+        yield spawn
+    finally:
+        for proc in started:
+            proc.reap()
+
+
+def drive(ctx, endpoint, clients, *, seconds=None, requests=None, warmup=0.5):
+    """Keep one request in flight on each of `clients` REQ sockets. After `warmup`
+    seconds, record each round trip until `seconds` pass or `requests` complete.
+    Returns (latencies, measured seconds)."""
+    socks = []
+    poller = zmq.Poller()
+    for _ in range(clients):
+        sock = ctx.socket(zmq.REQ)
+        sock.linger = 0
+        sock.connect(endpoint)
+        poller.register(sock, zmq.POLLIN)
+        socks.append(sock)
+    sent_at = {}
+    for sock in socks:
+        sock.send(PAYLOAD)
+        sent_at[sock] = time.perf_counter()
+    latencies = []
+    begin = time.perf_counter() + warmup
+    end = begin + seconds if seconds else float("inf")
+    while time.perf_counter() < end and (requests is None or len(latencies) < requests):
+        for sock, _ in poller.poll(1000):
+            sock.recv()
+            now = time.perf_counter()
+            if now >= begin:
+                latencies.append(now - sent_at[sock])
+            sock.send(PAYLOAD)
+            sent_at[sock] = now
+    measured = time.perf_counter() - begin
+    for sock in socks:
+        sock.close()
+    return latencies, measured
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def measure_latency(ctx, spawn, requests):
+    _, direct_ep = start_rep(spawn, "--quiet")
+    direct, _ = drive(ctx, direct_ep, 1, requests=requests)
+    _, front, back = start_broker(spawn)
+    start_worker(spawn, back, args=["--quiet"])
+    brokered, _ = drive(ctx, front, 1, requests=requests)
+    result = {"requests": requests}
+    for name, values in (("direct", direct), ("brokered", brokered)):
+        result[f"{name}_median_us"] = statistics.median(values) * 1e6
+        result[f"{name}_p99_us"] = percentile(values, 0.99) * 1e6
+    result["ratio_median"] = result["brokered_median_us"] / result["direct_median_us"]
+    result["ratio_p99"] = result["brokered_p99_us"] / result["direct_p99_us"]
+    return result
+
+
+def reference_broker(frontend, backend):
+    """The classic Python broker loop (zguide rrbroker): every message passes through Python."""
+    ctx = zmq.Context()
+    front, back = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    front.bind(frontend)
+    back.bind(backend)
+    poller = zmq.Poller()
+    poller.register(front, zmq.POLLIN)
+    poller.register(back, zmq.POLLIN)
+    print(
+        f"python (pid={os.getpid()}): broker up, clients on {front.LAST_ENDPOINT.decode()},"
+        f" servers on {back.LAST_ENDPOINT.decode()}",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while True:
+            ready = dict(poller.poll())
+            if front in ready:
+                back.send_multipart(front.recv_multipart())
+            if back in ready:
+                front.send_multipart(back.recv_multipart())
+    except KeyboardInterrupt:
+        ctx.destroy(linger=0)
+
+
+def measure_broker_cost(ctx, spawn, seconds):
+    result = {"clients": 8, "servers": 2, "seconds": seconds}
+    for name in ("msgqueue", "reference"):
+        if name == "msgqueue":
+            broker, front, back = start_broker(spawn)
+        else:
+            broker = spawn(
+                "benchmarks/bench.py", "--reference-broker", "--frontend", ANY_PORT,
+                "--backend", ANY_PORT,
+            )  # fmt: skip
+            ready = broker.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://\S+)$")
+            front, back = ready.group(1), ready.group(2)
+        workers = [start_worker(spawn, back, args=["--quiet"]) for _ in range(2)]
+        cpu_before = cpu_seconds(broker.pid)
+        latencies, measured = drive(ctx, front, 8, seconds=seconds, warmup=0)
+        cpu = cpu_seconds(broker.pid) - cpu_before
+        result[f"{name}_requests_per_s"] = len(latencies) / measured
+        result[f"{name}_cpu_us_per_request"] = cpu / len(latencies) * 1e6
+        for proc in [broker, *workers]:
+            proc.reap()
+    result["cpu_ratio"] = (
+        result["msgqueue_cpu_us_per_request"] / (result["reference_cpu_us_per_request"])
+    )
+    return result
+
+
+def measure_scaling(ctx, spawn, seconds):
+    points = []
+    for n in SCALING_SERVERS:
+        broker, front, back = start_broker(spawn)
+        workers = [
+            spawn("mrep.py", "--connect", back, "--quiet", "--work", SCALING_WORK) for _ in range(n)
+        ]
+        for worker in workers:
+            worker.wait_for("connected to broker at")
+        latencies, measured = drive(ctx, front, 16, seconds=seconds)
+        rate = len(latencies) / measured
+        ideal = n / SCALING_WORK
+        points.append({"servers": n, "requests_per_s": rate, "efficiency": rate / ideal})
+        for proc in [broker, *workers]:
+            proc.reap()
+    return {"work_s": SCALING_WORK, "clients": 16, "seconds": seconds, "points": points}
+
+
+def reply_gaps(client):
+    """Seconds between consecutive replies a client printed (line arrival times)."""
+    with client.changed:
+        times = [t for t, line in client.stamped if ECHO_RE.search(line)]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def measure_stall(spawn, settle_replies):
+    _, front, back = start_broker(spawn)
+    servers = [start_worker(spawn, back, args=["--quiet", "--work", 0.05]) for _ in range(3)]
+    args = ["--connect", front, "--interval", 0, "--timeout", STALL_TIMEOUT]
+    clients = [spawn("mreq.py", *args) for _ in range(8)]
+    for client in clients:
+        client.wait_for(ECHO_RE, count=settle_replies)
+    # Every server holds a request at all times here (8 clients, 3 servers, 50 ms each).
+    servers[0].send(signal.SIGKILL)
+    servers[0].wait()
+    for client in clients:
+        client.wait_for(ECHO_RE, count=3 * settle_replies)
+    gaps = [gap for client in clients for gap in reply_gaps(client)]
+    normal, worst = statistics.median(gaps), max(gaps)
+    return {
+        "timeout_s": STALL_TIMEOUT,
+        "normal_round_trip_s": normal,
+        "worst_extra_latency_s": worst - normal,
+        "over_timeout_s": worst - normal - STALL_TIMEOUT,
+        "requests_resent": sum(1 for c in clients for line in c.lines if "resending" in line),
+    }
+
+
+def machine():
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+        "os": platform.platform(),
+    }
+
+
+def verdicts(results):
+    scaling_at_8 = results["scaling"]["points"][-1]["efficiency"]
+    return {
+        "latency_ratio": results["latency"]["ratio_median"] <= TARGETS["latency_ratio_max"],
+        "broker_cpu_ratio": results["broker_cost"]["cpu_ratio"] <= TARGETS["broker_cpu_ratio_max"],
+        "efficiency_at_8": scaling_at_8 >= TARGETS["efficiency_at_8_min"],
+        "stall": results["stall"]["over_timeout_s"] <= TARGETS["stall_over_timeout_max"],
+    }
+
+
+def table(results):
+    lat, cost, stall = results["latency"], results["broker_cost"], results["stall"]
+    ok = {True: "met", False: "MISSED"}
+    met = results["targets_met"]
+    rows = [
+        ("round trip, direct (median / p99)",
+         f"{lat['direct_median_us']:.0f} / {lat['direct_p99_us']:.0f} us", ""),
+        ("round trip, brokered (median / p99)",
+         f"{lat['brokered_median_us']:.0f} / {lat['brokered_p99_us']:.0f} us", ""),
+        ("brokered / direct, median",
+         f"{lat['ratio_median']:.2f}x", f"<= 2.2x: {ok[met['latency_ratio']]}"),
+        ("requests/s, msgqueue.py / Python loop",
+         f"{cost['msgqueue_requests_per_s']:.0f} / {cost['reference_requests_per_s']:.0f}", ""),
+        ("broker CPU per request, msgqueue.py / Python loop",
+         f"{cost['msgqueue_cpu_us_per_request']:.1f} / "
+         f"{cost['reference_cpu_us_per_request']:.1f} us", ""),
+        ("broker CPU ratio", f"{cost['cpu_ratio']:.2f}x",
+         f"<= 0.65x: {ok[met['broker_cpu_ratio']]}"),
+    ]  # fmt: skip
+    for point in results["scaling"]["points"]:
+        rows.append(
+            (
+                f"{point['servers']} server(s), --work {SCALING_WORK}, 16 clients",
+                f"{point['requests_per_s']:.0f} req/s, {point['efficiency']:.0%} of ideal",
+                f">= 90%: {ok[met['efficiency_at_8']]}" if point["servers"] == 8 else "",
+            )
+        )
+    rows.append(
+        (
+            f"fail-over: worst extra latency (--timeout {stall['timeout_s']:g})",
+            f"{stall['worst_extra_latency_s']:.3f} s",
+            f"<= timeout + 0.2 s: {ok[met['stall']]}",
+        )
+    )
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:<24} {c}".rstrip() for a, b, c in rows)
+
+
+def plot(results, path):
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return False
+    points = results["scaling"]["points"]
+    servers = [p["servers"] for p in points]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(servers, [p["requests_per_s"] for p in points], "o-", label="measured")
+    ax.plot(servers, [n / SCALING_WORK for n in servers], "--", label="ideal (n / work)")
+    ax.set_xlabel("servers (mrep.py --work 0.02)")
+    ax.set_ylabel("requests/s (16 clients)")
+    ax.set_xticks(servers)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    parser.add_argument("--json", default=HERE / "results.json", type=Path, help="results file")
+    parser.add_argument("--png", default=HERE / "scaling.png", type=Path, help="plot file")
+    parser.add_argument("--reference-broker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--frontend", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reference_broker:
+        reference_broker(args.frontend, args.backend)
+        return
+
+    requests, seconds, settle = (1000, 1.0, 5) if args.quick else (5000, 4.0, 20)
+    ctx = zmq.Context()
+    try:
+        with processes() as spawn:
+            results = {"quick": args.quick, "machine": machine(), "targets": TARGETS}
+            print("measuring round-trip latency...", flush=True)
+            results["latency"] = measure_latency(ctx, spawn, requests)
+            print("measuring broker cost...", flush=True)
+            results["broker_cost"] = measure_broker_cost(ctx, spawn, seconds)
+            print("measuring scaling...", flush=True)
+            results["scaling"] = measure_scaling(ctx, spawn, seconds)
+            print("measuring fail-over stall...", flush=True)
+            results["stall"] = measure_stall(spawn, settle)
+    finally:
+        ctx.destroy(linger=0)
+    results["targets_met"] = verdicts(results)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"results: {args.json}")
+    if plot(results, args.png):
+        print(f"plot: {args.png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Smoke test of the benchmark: a --quick run completes and records every figure.
+No timing thresholds here; the benchmark itself reports against its targets."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+FIGURES = {
+    "latency": ["direct_median_us", "direct_p99_us", "brokered_median_us", "brokered_p99_us",
+                "ratio_median", "ratio_p99"],
+    "broker_cost": ["msgqueue_requests_per_s", "reference_requests_per_s",
+                    "msgqueue_cpu_us_per_request", "reference_cpu_us_per_request", "cpu_ratio"],
+    "stall": ["timeout_s", "normal_round_trip_s", "worst_extra_latency_s", "over_timeout_s",
+              "requests_resent"],
+}  # fmt: skip
+
+
+def test_quick_benchmark_records_every_figure(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--json", str(out),
+         "--png", str(tmp_path / "scaling.png")],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(out.read_text())
+    for section, names in FIGURES.items():
+        for name in names:
+            assert isinstance(results[section][name], (int, float)), (section, name)
+            assert results[section][name] >= 0 or name == "over_timeout_s"
+    points = results["scaling"]["points"]
+    assert [p["servers"] for p in points] == [1, 2, 4, 8]
+    assert all(p["requests_per_s"] > 0 and p["efficiency"] > 0 for p in points)
+    assert set(results["targets_met"]) == {"latency_ratio", "broker_cpu_ratio",
+                                           "efficiency_at_8", "stall"}  # fmt: skip
+    assert results["stall"]["requests_resent"] >= 1, "the killed server held requests"
+    assert "fail-over" in run.stdout  # the table was printed
