@@ -26,10 +26,10 @@ class Proc:
     """One running script: its output lines (with arrival times) as they come."""
 
     def __init__(self, script, *args, env=None, ignore_sigint=False, program=None):
-        """Run ROOT/script with this Python, or `program` (another command) if given."""
+        """Run ROOT/script with this Python, or the command `program` (a list) if given."""
         self.name = script
         self.args = [str(a) for a in args]
-        command = [program] if program else [sys.executable, str(ROOT / script)]
+        command = list(program) if program else [sys.executable, str(ROOT / script)]
         command += self.args
         if ignore_sigint:  # as a shell does for a command started with "&"
             command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]

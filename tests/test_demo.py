@@ -31,7 +31,7 @@ def honcho_proc():
         BACK_PORT=str(free_port()),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     )
-    proc = Proc(honcho, "start", "-c", "server=2,client=3", env=env, program=honcho)
+    proc = Proc(honcho, "start", "-c", "server=2,client=3", env=env, program=[honcho])
     try:
         yield proc
     finally:
