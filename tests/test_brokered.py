@@ -218,7 +218,8 @@ def test_broker_crash_and_restart_everyone_carries_on(spawn):
         worker.wait_for(f"connected to broker at {re.escape(back)}$", count=2)
     for client in clients:
         check_echo_client(client, 30)
-    assert any(c.matches(RESEND_RE) for c in clients), "the crash took requests in flight"
+    # Not every request in flight is lost: one a server held may still reach its
+    # client through the new broker (clients name themselves). Those lost cost a resend.
     check_one_fault_cost_one_resend(clients)
 
 
