@@ -148,8 +148,8 @@ def main():
     arg("--retries", type=int, metavar="N", help="give up after N resends (default: never)")
     arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
-    if args.interval < 0 or args.timeout <= 0:
-        parser.error("--interval must be 0 or more and --timeout more than 0")
+    if not (0 <= args.interval <= 86400 and 0 < args.timeout <= 86400):  # and not nan
+        parser.error("--interval must be 0 to 86400 seconds, --timeout over 0 up to 86400")
     if (args.count is not None and args.count < 1) or (args.retries or 0) < 0:
         parser.error("--count must be at least 1 and --retries at least 0")
     endpoints = [ep for arg in args.connect or [SERVER_ENDPOINT] for ep in arg.split(",") if ep]

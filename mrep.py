@@ -150,8 +150,8 @@ def main():
     )
     parser.add_argument("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
-    if args.work < 0 or args.max_size < 1:
-        parser.error("--work must be 0 or more and --max-size at least 1")
+    if not 0 <= args.work <= 86400 or args.max_size < 1:  # "not <=" also refuses nan
+        parser.error("--work must be 0 to 86400 seconds and --max-size at least 1")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
 
     stop = stop_requests()

@@ -34,7 +34,6 @@ import signal
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import zmq
@@ -43,8 +42,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from harness import (  # noqa: E402  (the process harness is shared with the tests)
     ANY_PORT,
-    Proc,
     cpu_seconds,
+    processes,
     start_broker,
     start_rep,
     start_worker,
@@ -61,23 +60,6 @@ SCALING_SERVERS = [1, 2, 4, 8]
 STALL_TIMEOUT = 1.0
 PAYLOAD = b"benchmark payload"
 ECHO_RE = re.compile(r" received the original data: ")
-
-
-@contextmanager
-def processes():
-    """spawn(script, *args) like the tests' fixture: every process is reaped at the end."""
-    started = []
-
-    def spawn(script, *args, **kwargs):
-        proc = Proc(script, *args, **kwargs)
-        started.append(proc)
-        return proc
-
-    try:
-        yield spawn
-    finally:
-        for proc in started:
-            proc.reap()
 
 
 def drive(ctx, endpoint, clients, *, seconds=None, requests=None, warmup=0.5):

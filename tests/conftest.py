@@ -16,6 +16,7 @@ from harness import (  # noqa: F401
     WAIT,
     Proc,
     cpu_seconds,
+    processes,
     start_broker,
     start_rep,
     start_worker,
@@ -99,22 +100,12 @@ def check_line_formats(proc):
 @pytest.fixture
 def spawn():
     """spawn(script, *args) starts a script; every process started is killed at the end."""
-    procs = []
-
-    def start(script, *args, **kwargs):
-        proc = Proc(script, *args, **kwargs)
-        procs.append(proc)
-        return proc
-
-    try:
+    with processes() as start:
         yield start
-    finally:
-        for proc in procs:
-            proc.reap()
-        for proc in procs:  # shown by pytest only when the test failed
-            print(f"--- {proc.name} {' '.join(proc.args)} -> {proc.popen.returncode}")
-            events = [line for line in proc.lines if not PER_REQUEST_RE.match(line)]
-            print("\n".join(events[-30:] + proc.lines[-4:] + proc.stderr_lines[-20:]))
+    for proc in start.started:  # shown by pytest only when the test failed
+        print(f"--- {proc.name} {' '.join(proc.args)} -> {proc.popen.returncode}")
+        events = [line for line in proc.lines if not PER_REQUEST_RE.match(line)]
+        print("\n".join(events[-30:] + proc.lines[-4:] + proc.stderr_lines[-20:]))
 
 
 def check_sha_client(proc, count):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,6 +132,24 @@ class Proc:
             reader.join(WAIT)
         self.popen.stdout.close()
         self.popen.stderr.close()
+
+
+@contextmanager
+def processes():
+    """Yields spawn(script, *args, **Proc options), which starts a Proc and keeps it
+    in spawn.started; every process started is killed when the block ends."""
+
+    def spawn(script, *args, **kwargs):
+        proc = Proc(script, *args, **kwargs)
+        spawn.started.append(proc)
+        return proc
+
+    spawn.started = []
+    try:
+        yield spawn
+    finally:
+        for proc in spawn.started:
+            proc.reap()
 
 
 def start_rep(spawn, *args, bind=ANY_PORT):

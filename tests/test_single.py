@@ -162,11 +162,26 @@ def test_port_in_use_is_one_clear_line(spawn):
     assert second.stderr == f"rep.py: cannot bind {endpoint}: Address already in use"
 
 
-def test_bad_numbers_are_refused_by_argparse(spawn):
-    for args in (["--count", "0"], ["--timeout", "0"], ["--interval", "x"]):
-        proc = spawn("c.py", *args)
-        assert proc.wait() == 2
-        assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("c.py", ["--count", "0"]),
+        ("c.py", ["--timeout", "0"]),
+        ("c.py", ["--timeout", "inf"]),
+        ("c.py", ["--interval", "nan"]),
+        ("c.py", ["--interval", "x"]),
+        ("c.py", ["--retries", "-1"]),
+        ("mreq.py", ["--interval", "-1"]),
+        ("mrep.py", ["--work", "nan"]),
+        ("rep.py", ["--max-size", "0"]),
+        ("msgqueue.py", ["--max-size", "-5"]),
+    ],
+)
+def test_bad_numbers_are_refused_by_argparse(spawn, script, args):
+    proc = spawn(script, *args)
+    assert proc.wait() == 2
+    assert f"{script}: error: " in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.lines == []
 
 
 def test_installing_the_project_adds_no_modules_named_c_or_rep():

@@ -77,23 +77,20 @@ def test_readme_shows_these_exact_commands():
         assert f"$ {command}\n" in readme
 
 
+def serve_one_client(spawn, hosts, server_host):
+    """A server on `server_host` joins the broker and answers a client on the client host."""
+    server = on(hosts[server_host], spawn, "mrep.py", "--connect", BACKEND)
+    server.wait_for(f"connected to broker at {BACKEND}$")
+    args = ["--connect", FRONTEND, "--count", 5, "--interval", 0]
+    check_echo_client(on(hosts["client"], spawn, "mreq.py", *args), 5)
+    server.wait_for(r"sending back the received data: .*", count=5)
+    return server
+
+
 def test_broker_server_and_client_on_three_hosts(spawn, hosts):
     broker = on(hosts["broker"], spawn, "msgqueue.py", "--frontend", FRONTEND, "--backend", BACKEND)
     broker.wait_for(f"broker up, clients on {FRONTEND}, servers on {BACKEND}$")
-    server = on(hosts["server"], spawn, "mrep.py", "--connect", BACKEND)
-    server.wait_for(f"connected to broker at {BACKEND}$")
-    client = on(
-        hosts["client"], spawn, "mreq.py", "--connect", FRONTEND, "--count", 5, "--interval", 0
-    )
-    check_echo_client(client, 5)
-    server.wait_for(r"sending back the received data: .*", count=5)
-
+    server = serve_one_client(spawn, hosts, "server")
     # The server moves to the client's host: it joins from there, and serves.
     server.stop()
-    moved = on(hosts["client"], spawn, "mrep.py", "--connect", BACKEND)
-    moved.wait_for(f"connected to broker at {BACKEND}$")
-    client = on(
-        hosts["client"], spawn, "mreq.py", "--connect", FRONTEND, "--count", 5, "--interval", 0
-    )
-    check_echo_client(client, 5)
-    moved.wait_for(r"sending back the received data: .*", count=5)
+    serve_one_client(spawn, hosts, "client")
