@@ -9,10 +9,9 @@ REQ is the socket for asking: send a request, wait for its reply, repeat.
 It connects to the server (rep.py), so servers can come and go while the
 client keeps running; ZeroMQ reconnects by itself.
 
-A plain REQ socket has a trap: if the server dies holding your request, the
-reply never comes and the socket refuses to send again, so the client hangs
-forever. This one waits --timeout seconds, then sends the request again
-(the "Lazy Pirate" idea, done with two socket options instead of a new socket).
+A plain REQ hangs forever if the server dies holding its request: the reply
+never comes and the socket refuses to send again. This one resends after
+--timeout seconds (the zguide's "Lazy Pirate", done with socket options).
 
 Run rep.py first, then this in as many terminals as you like:
 
@@ -164,6 +163,7 @@ def main():
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
         status = run(sock, args)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the goodbye
         say(f"python (pid={PID}): interrupted, exiting")
         status = 0
     finally:

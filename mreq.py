@@ -19,10 +19,9 @@ Run msgqueue.py and some mrep.py first, then this in several terminals:
     python mreq.py --count 5 --interval 0.2    # five checked round trips, then exit
 
 Try:
-  * kill servers, all of them, the broker: clients say they are waiting,
-    resend, and carry on by themselves once a way through is back;
-  * two brokers (--connect twice, here and in every mrep.py): kill either
-    one and the requests go through the other.
+  * kill servers, all of them, the broker: clients say they wait, resend,
+    and carry on by themselves; two brokers (--connect twice, here and in
+    every mrep.py): kill either one, and requests go through the other.
 """
 
 import argparse
@@ -166,6 +165,7 @@ def main():
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
         status = run(sock, args)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the goodbye
         say(f"python (pid={PID}): interrupted, exiting")
         status = 0
     finally:

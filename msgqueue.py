@@ -102,6 +102,7 @@ def run_proxy(ctx, frontend, backend):
             backend.poll(None, zmq.POLLOUT)  # blocks until some server is connected
             zmq.proxy_steerable(frontend, backend, None, control)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
         # End the watcher before its sockets are closed under it.
         backend.disable_monitor()
         if watcher.ident:

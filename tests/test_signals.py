@@ -27,3 +27,15 @@ def test_signal_stops_script_cleanly(spawn, script, signum, ignore_sigint):
     assert proc.wait() == 0
     assert proc.stderr == ""
     assert proc.lines[-1] == f"python (pid={proc.pid}): {last}"
+
+
+@pytest.mark.parametrize("script", sorted(STARTS))
+def test_ctrl_c_twice_still_exits_cleanly(spawn, script):
+    args, ready, last = STARTS[script]
+    proc = spawn(script, *args)
+    proc.wait_for(ready)
+    proc.send(signal.SIGINT)
+    proc.send(signal.SIGINT)
+    assert proc.wait() == 0
+    assert proc.stderr == ""
+    assert proc.lines[-1] == f"python (pid={proc.pid}): {last}"

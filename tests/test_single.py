@@ -190,3 +190,21 @@ def test_installing_the_project_adds_no_modules_named_c_or_rep():
     for root in roots:
         for name in ("c", "rep", "mreq", "mrep", "msgqueue"):
             assert not (root / f"{name}.py").exists()
+
+
+def test_client_spread_over_two_servers_survives_losing_one(spawn):
+    rep_a, endpoint_a = start_rep(spawn)
+    rep_b, endpoint_b = start_rep(spawn)
+    client = spawn(
+        "c.py", "--connect", f"{endpoint_a},{endpoint_b}",
+        *("--count", 20, "--interval", 0.05, "--timeout", 1, "--retries", 1),
+    )  # fmt: skip
+    for rep in (rep_a, rep_b):  # requests are spread over both
+        rep.wait_for(SHA_BACK_RE, count=3)
+    rep_a.send(signal.SIGKILL)
+    rep_a.wait()
+    check_sha_client(client, 20)
+    # IMMEDIATE: after the one request the crash took, none is queued for the dead server.
+    assert len(client.matches(RESEND_RE)) <= 1
+    rep_b.stop()
+    assert len(rep_a.matches(SHA_BACK_RE)) + len(rep_b.matches(SHA_BACK_RE)) >= 20
