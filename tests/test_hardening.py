@@ -143,6 +143,17 @@ def test_requests_without_the_empty_delimiter_are_dropped(spawn, zctx):
         assert not [line for line in server.lines if "delimiter" in line or "frames" in line]
 
 
+def test_junk_replies_from_the_server_side_are_dropped(spawn, zctx):
+    broker, front, back = start_broker(spawn)
+    worker = start_worker(spawn, back)
+    rogue = zctx.socket(zmq.DEALER)  # a "server" that answers what nobody asked
+    rogue.connect(back)
+    for frames in ([b""], [b"no such client", b"", b"x"], [os.urandom(5), b"", b"y"], [b"z"] * 9):
+        rogue.send_multipart(frames)
+    rogue.close(linger=2000)  # deliver the junk, then leave the round-robin
+    still_serves_echo(spawn, broker, [worker], front)
+
+
 def raw_tcp_garbage(endpoint):
     """Bytes that are not ZeroMQ: an HTTP request, random bytes, and an idle connection."""
     host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
