@@ -38,6 +38,7 @@ import zmq
 SERVER_ENDPOINT = "tcp://127.0.0.1:5556"
 INTERVAL = 1.0  # seconds between a reply and the next request
 TIMEOUT = 2.5  # seconds without a reply before the request is sent again
+POLL_MS = 100  # every wait is cut in slices this long, to see Ctrl-C at once
 PID = os.getpid()
 
 
@@ -52,7 +53,7 @@ def printable(data):
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
-def connect_socket(ctx, endpoints, timeout):
+def connect_socket(ctx, endpoints):
     sock = ctx.socket(zmq.REQ)
     # RELAXED: a REQ may send a new request before the old one was answered,
     # which is how we resend. CORRELATE: each request carries an id, and a late
@@ -64,9 +65,9 @@ def connect_socket(ctx, endpoints, timeout):
     # broker restart could be routed to whichever client now has our number.
     sock.setsockopt(zmq.ROUTING_ID, uuid.uuid4().hex.encode())
     # IMMEDIATE: queue a request only on a connection that is up, never for a
-    # server that is down. With none up, send() blocks, so it gets a timeout too.
+    # server that is down. With none up, the socket is not writable, and the
+    # client waits for one (below) instead of parking the request.
     sock.setsockopt(zmq.IMMEDIATE, 1)
-    sock.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
     # LINGER 0: Ctrl-C exits at once instead of waiting to deliver a request.
     sock.setsockopt(zmq.LINGER, 0)
     for endpoint in endpoints:
@@ -80,49 +81,84 @@ def connect_socket(ctx, endpoints, timeout):
     return sock
 
 
-def wait_for_reply(sock, timeout):
+class Waiter:
+    """Waits for the socket in slices of POLL_MS, so that Ctrl-C is seen within
+    one slice, even where a signal cannot interrupt a blocking call (Windows)."""
+
+    def __init__(self, sock, stop):
+        self.sock, self.stop = sock, stop
+        self.readable, self.writable = zmq.Poller(), zmq.Poller()
+        self.readable.register(sock, zmq.POLLIN)
+        self.writable.register(sock, zmq.POLLOUT)
+
+    def wait(self, poller, seconds):
+        """True once the socket is ready; False after `seconds`, or on Ctrl-C."""
+        deadline = time.monotonic() + seconds
+        while not self.stop:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if poller.poll(min(POLL_MS, max(1, int(left * 1000)))):
+                return True
+        return False
+
+    def pause(self, seconds):
+        deadline = time.monotonic() + seconds
+        while not self.stop and time.monotonic() < deadline:
+            time.sleep(min(POLL_MS / 1000, deadline - time.monotonic()))
+
+
+def wait_for_reply(waiter, timeout):
     """The reply to the last request, or None after timeout seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not sock.poll(max(1, int(left * 1000))):
-            return None
+    while waiter.wait(waiter.readable, deadline - time.monotonic()):
         try:
-            return b"".join(sock.recv_multipart(zmq.NOBLOCK))
+            return b"".join(waiter.sock.recv_multipart(zmq.NOBLOCK))
         except zmq.Again:
             pass  # poll saw a stale reply, which REQ_CORRELATE then dropped
+    return None
 
 
-def request(sock, data, timeout, retries):
+def request(waiter, data, timeout, retries):
     """Send data and return its reply, resending after each timeout.
-    Returns None once retries resends have gone unanswered."""
+    Returns None once retries resends have gone unanswered, or on Ctrl-C."""
     retry = 0
-    while True:
-        try:
-            sock.send(data)
-            reply = wait_for_reply(sock, timeout)
+    while not waiter.stop:
+        if waiter.wait(waiter.writable, timeout):
+            try:
+                waiter.sock.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                continue  # the server left just after the socket said it was writable
+            reply = wait_for_reply(waiter, timeout)
             if reply is not None:
                 return reply
             problem = f"no reply within {timeout:g} s"
-        except zmq.Again:
+        else:
             problem = f"no server reachable for {timeout:g} s"
+        if waiter.stop:
+            break
         if retries is not None and retry >= retries:
-            say(f"python (pid={PID}): {problem}, giving up after {retry} retries")
+            tries = "retry" if retry == 1 else "retries"
+            say(f"python (pid={PID}): {problem}, giving up after {retry} {tries}")
             return None
         retry += 1
         say(f"python (pid={PID}): {problem}, resending (retry {retry})")
+    return None
 
 
-def run(sock, args):
-    """Send the time until args.count digests check out; the exit status."""
+def run(waiter, args):
+    """Send the time until args.count replies came back; the exit status."""
     verified = mismatched = 0
-    while args.count is None or verified < args.count:
-        if verified + mismatched:
-            time.sleep(args.interval)
+    while args.count is None or verified + mismatched < args.count:
+        if verified + mismatched and args.interval:
+            waiter.pause(args.interval)
         data = time.ctime().encode()
-        if not args.quiet:
+        if not args.quiet and not waiter.stop:
             say(f"python (pid={PID}): sending data: '{data.decode()}'")
-        reply = request(sock, data, args.timeout, args.retries)
+        reply = request(waiter, data, args.timeout, args.retries)
+        if waiter.stop:
+            say(f"python (pid={PID}): interrupted, exiting")
+            return 0
         if reply is None:
             return 1
         expected = hashlib.sha1(data).hexdigest()
@@ -137,12 +173,21 @@ def run(sock, args):
     return 1 if mismatched else 0
 
 
+def stop_requests():
+    """Turn Ctrl-C and SIGTERM into a note that every wait reads. Setting it
+    explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
+    requested = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: requested.append(signum))
+    return requested
+
+
 def main():
     parser = argparse.ArgumentParser(description="REQ client that checks SHA-1 digests.")
     arg = parser.add_argument
     arg("--connect", action="append", metavar="EP", help=f"repeatable (default {SERVER_ENDPOINT})")
     arg("--interval", type=float, default=INTERVAL, metavar="SEC", help="pause (%(default)s s)")
-    arg("--count", type=int, metavar="N", help="exit after N verified replies (default: never)")
+    arg("--count", type=int, metavar="N", help="exit after N replies (default: never)")
     arg("--timeout", type=float, default=TIMEOUT, metavar="SEC", help="resend (%(default)s s)")
     arg("--retries", type=int, metavar="N", help="give up after N resends (default: never)")
     arg("--quiet", action="store_true", help="no per-request lines")
@@ -153,19 +198,12 @@ def main():
         parser.error("--count must be at least 1 and --retries at least 0")
     endpoints = [ep for arg in args.connect or [SERVER_ENDPOINT] for ep in arg.split(",") if ep]
 
-    # SIGTERM (kill, honcho, systemd) stops the client just like Ctrl-C; and
-    # SIGINT too, which a shell leaves ignored for a command started with "&".
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock = connect_socket(ctx, endpoints, args.timeout)
+        sock = connect_socket(ctx, endpoints)
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
-        status = run(sock, args)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the goodbye
-        say(f"python (pid={PID}): interrupted, exiting")
-        status = 0
+        status = run(Waiter(sock, stop), args)
     finally:
         ctx.destroy(linger=0)
     sys.exit(status)

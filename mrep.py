@@ -41,6 +41,7 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the echo
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between tries at an endpoint that is not a broker
 PID = os.getpid()
 
 
@@ -78,19 +79,49 @@ def connect_socket(ctx, endpoints, max_size):
     return sock, monitor
 
 
-def follow_connection(sock, monitor):
-    event = recv_monitor_message(monitor)
-    endpoint = event["endpoint"].decode()
-    if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-        say(f"python (pid={PID}): connected to broker at {endpoint}")
-        return
-    say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
-    # libzmq reconnects by itself after a network error, but gives up for good
-    # after a protocol error, such as a frame over --max-size. Reconnecting here
-    # means one bad request never cuts this server off from its broker. It also
-    # drops any reply still queued for the broker that went away.
-    sock.disconnect(endpoint)
-    sock.connect(endpoint)
+class Connections:
+    """Follows the monitor: which brokers this server is connected to, and when
+    to try again an endpoint that answered but is not a broker's back end."""
+
+    def __init__(self, sock, monitor):
+        self.sock, self.monitor = sock, monitor
+        self.up = set()
+        self.retry_in = {}  # endpoint -> seconds to wait before the next try
+        self.retry_at = {}  # endpoint -> when to try it again
+
+    def follow(self):
+        event = recv_monitor_message(self.monitor)
+        kind, endpoint = event["event"], event["endpoint"].decode()
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            say(f"python (pid={PID}): connected to broker at {endpoint}")
+            self.up.add(endpoint)
+            self.retry_in.pop(endpoint, None)
+        elif kind == zmq.EVENT_DISCONNECTED:
+            # libzmq reconnects by itself after a network error, but gives up for
+            # good after a protocol error, such as a frame over --max-size, or a
+            # peer of the wrong kind. So this server reconnects itself: at once to
+            # a broker it lost (which also drops any reply still queued for it),
+            # and ever more slowly to an endpoint that failed its handshake.
+            self.sock.disconnect(endpoint)
+            if endpoint in self.up:
+                self.up.discard(endpoint)
+                say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
+                self.sock.connect(endpoint)
+            else:
+                if endpoint not in self.retry_in:
+                    say(
+                        f"python (pid={PID}): {endpoint} hung up before the ZeroMQ handshake"
+                        " finished: not a broker's back end? Trying again now and then"
+                    )
+                wait = self.retry_in.get(endpoint, RETRY_FIRST)
+                self.retry_in[endpoint] = min(2 * wait, RETRY_MAX)
+                self.retry_at[endpoint] = time.monotonic() + wait
+
+    def retry_due(self):
+        for endpoint, when in list(self.retry_at.items()):
+            if when <= time.monotonic():
+                del self.retry_at[endpoint]
+                self.sock.connect(endpoint)
 
 
 def echo_one(sock, work, quiet):
@@ -117,17 +148,19 @@ def stop_requests():
 
 
 def serve(sock, monitor, stop, work, quiet):
+    connections = Connections(sock, monitor)
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     poller.register(monitor, zmq.POLLIN)
     while not stop:
         ready = dict(poller.poll(POLL_MS))
         # A request first: once polled, it is partly read, and must be finished
-        # before follow_connection() may drop the connection it came on.
+        # before the connection it came on may be dropped.
         if sock in ready:
             echo_one(sock, work, quiet)
         if monitor in ready:
-            follow_connection(sock, monitor)
+            connections.follow()
+        connections.retry_due()
 
 
 def main():

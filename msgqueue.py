@@ -16,21 +16,23 @@ each other: both connect to the broker's two well-known ports.
   * DEALER (back, servers' REP sockets connect): hands requests out round-robin
     over the servers that are connected, and takes replies from any of them.
 
-zmq.proxy() moves messages both ways inside libzmq, in C. There is no Python
-loop per message: the broker costs almost nothing, and a server that comes
-or goes is just a connection DEALER adds to or drops from its round-robin.
+zmq.proxy() moves messages both ways inside libzmq, in C, on a thread of its
+own. There is no Python loop per message: the broker costs almost nothing.
 
 One catch: with requests waiting and no server connected, libzmq's proxy
-spins at 100% CPU (libzmq issue #4071). So this broker runs the proxy only
-while a server is connected: a small thread watches the back for servers
-leaving and stops the proxy, and the main loop restarts it once a server
-is there to take requests. Meanwhile requests simply wait in the ROUTER.
+spins at 100% CPU (libzmq issue #4071). So the main thread counts servers,
+from the events of a monitor on the back (a server has connected when its
+ZeroMQ handshake succeeds; it has left when that connection drops), and runs
+the proxy only while the count is above zero. Meanwhile requests simply wait
+in the ROUTER. The main thread never blocks for long, so Ctrl-C stops the
+broker at once, even where a signal cannot interrupt a blocking call.
 
 Run it first, then servers (mrep.py) and clients (mreq.py) in other terminals:
 
     python msgqueue.py                 # clients on 5559, servers on 5560
 
 Try:
+  * start and stop servers: this terminal shows each one come and go;
   * Ctrl-C it while clients and servers run: clients say they are waiting;
     start it again and everyone reconnects and carries on by themselves;
   * start a second one on other ports and point everyone at both (--connect
@@ -38,6 +40,7 @@ Try:
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -46,10 +49,17 @@ import threading
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+try:
+    import resource  # the open-file limit; not on Windows, which has none to raise
+except ImportError:
+    resource = None
+
 FRONTEND_ENDPOINT = "tcp://127.0.0.1:5559"  # clients (mreq.py) connect here
 BACKEND_ENDPOINT = "tcp://127.0.0.1:5560"  # servers (mrep.py) connect here
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
-CONTROL_ENDPOINT = "inproc://proxy-control"  # how the watcher thread stops the proxy
+BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
+SPARE_FILES = 32  # open files the broker itself needs besides its connections
+POLL_MS = 100  # how often the main loop looks up to see if it must stop
 PID = os.getpid()
 
 
@@ -58,13 +68,41 @@ def say(line):
     print(line, flush=True)
 
 
-def bind_socket(ctx, kind, endpoint, max_size):
+def raise_open_file_limit():
+    """Every connection is an open file, and many systems allow only 1024 (256
+    on macOS) unless asked. Raise that soft limit as far as the hard one; return
+    how many connections fit, or None where there is no such limit."""
+    if resource is None:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for wanted in (hard, 10240):  # macOS refuses "unlimited" but takes 10240
+        if soft < wanted:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                soft = wanted
+                break
+            except (ValueError, OSError):
+                continue
+    return soft - SPARE_FILES
+
+
+def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
     # LINGER 0: on exit, drop messages in flight; the clients will resend them.
     sock.setsockopt(zmq.LINGER, 0)
     # A frame over max_size makes libzmq drop that peer's connection, so one
     # peer cannot make the broker buffer gigabytes. The others are unaffected.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    # libzmq's default backlog is 100: a class reconnecting at once after a
+    # restart would overflow it, and the overflow waits seconds to retry.
+    sock.setsockopt(zmq.BACKLOG, BACKLOG)
+    # The proxy must never block on a send (a server that vanished just then):
+    # it gives up, and the main loop starts it again.
+    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
+    return sock
+
+
+def bind(sock, endpoint):
     # libzmq quietly wraps a TCP port over 65535 (99999 becomes 34463): refuse it.
     port = endpoint.rpartition(":")[2]
     if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
@@ -73,40 +111,95 @@ def bind_socket(ctx, kind, endpoint, max_size):
         sock.bind(endpoint)
     except zmq.ZMQError as err:
         sys.exit(f"msgqueue.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}")
-    return sock
+    return sock.LAST_ENDPOINT.decode()
 
 
-def stop_proxy_when_a_server_leaves(monitor, control):
-    """Thread: tell the proxy to return each time a server disconnects, so the
-    main loop can check whether any server is left before running it again."""
-    while recv_monitor_message(monitor)["event"] != zmq.EVENT_MONITOR_STOPPED:
-        control.send(b"TERMINATE")
+def run_proxy(frontend, backend, control):
+    """Thread: move messages until the main thread sends TERMINATE on control."""
+    # It fails if a server vanishes as it is sent a request; the main loop restarts it.
+    with contextlib.suppress(zmq.ZMQError):
+        zmq.proxy_steerable(frontend, backend, None, control)
 
 
-def run_proxy(ctx, frontend, backend):
-    control = ctx.socket(zmq.PAIR)
-    control.bind(CONTROL_ENDPOINT)
-    watcher_end = ctx.socket(zmq.PAIR)
-    watcher_end.connect(CONTROL_ENDPOINT)
-    monitor = backend.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED)
-    watcher = threading.Thread(
-        target=stop_proxy_when_a_server_leaves, args=(monitor, watcher_end), daemon=True
-    )
+class Broker:
+    """The main thread's view: which back-end connections are servers, and the proxy."""
+
+    def __init__(self, ctx, frontend, backend):
+        self.ctx, self.frontend, self.backend = ctx, frontend, backend
+        self.handshaking = []  # back-end connections (their file numbers) not yet servers
+        self.servers = set()
+        self.refusing = False  # True while connections are refused for lack of files
+        self.proxy = None
+        self.control = ctx.socket(zmq.PAIR)
+        self.control.bind("inproc://proxy-control")
+        self.proxy_end = ctx.socket(zmq.PAIR)
+        self.proxy_end.connect("inproc://proxy-control")
+
+    def follow(self, event, back):
+        kind, fd = event["event"], event["value"]
+        if kind == zmq.EVENT_ACCEPTED:
+            self.refusing = False
+            if back:
+                self.handshaking.append(fd)
+        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED and self.handshaking:
+            # The event does not say which connection; handshakes take one round
+            # trip, so it is the newest one. Junk (a port scan, HTTP) never gets here.
+            self.servers.add(self.handshaking.pop())
+            say(f"python (pid={PID}): server connected, {len(self.servers)} connected now")
+        elif kind == zmq.EVENT_DISCONNECTED and fd in self.servers:
+            self.servers.discard(fd)
+            say(f"python (pid={PID}): server left, {len(self.servers)} connected now")
+            if not self.servers:
+                say(f"python (pid={PID}): no server connected, requests wait")
+        elif kind == zmq.EVENT_DISCONNECTED and fd in self.handshaking:
+            self.handshaking.remove(fd)  # never a server: it failed its handshake
+        elif kind == zmq.EVENT_ACCEPT_FAILED and not self.refusing:
+            self.refusing = True  # one line, not one per retry: libzmq retries at once
+            say(
+                f"python (pid={PID}): refusing connections: {zmq.strerror(fd)};"
+                " raise the open-file limit (ulimit -n) or start another broker"
+            )
+
+    def start_or_stop_proxy(self):
+        if self.proxy and not self.proxy.is_alive():
+            self.proxy = None  # it failed; start it again if there is a server
+        if self.servers and not self.proxy:
+            args = (self.frontend, self.backend, self.proxy_end)
+            self.proxy = threading.Thread(target=run_proxy, args=args, daemon=True)
+            self.proxy.start()
+        elif not self.servers and self.proxy:
+            self.stop_proxy()
+
+    def stop_proxy(self):
+        if self.proxy:
+            self.control.send(b"TERMINATE")
+            while self.proxy.is_alive():
+                self.proxy.join(POLL_MS / 1000)  # short waits: a signal is seen
+            while self.control.poll(0):
+                self.control.recv()  # the proxy's acknowledgement
+            self.proxy = None
+
+
+def run(broker, front_monitor, back_monitor, stop):
+    poller = zmq.Poller()
+    poller.register(front_monitor, zmq.POLLIN)
+    poller.register(back_monitor, zmq.POLLIN)
     try:
-        watcher.start()
-        say(
-            f"python (pid={PID}): broker up, clients on {frontend.LAST_ENDPOINT.decode()},"
-            f" servers on {backend.LAST_ENDPOINT.decode()}"
-        )
-        while True:
-            backend.poll(None, zmq.POLLOUT)  # blocks until some server is connected
-            zmq.proxy_steerable(frontend, backend, None, control)
+        while not stop:
+            for monitor, _ in poller.poll(POLL_MS):
+                broker.follow(recv_monitor_message(monitor), monitor is back_monitor)
+            broker.start_or_stop_proxy()
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
-        # End the watcher before its sockets are closed under it.
-        backend.disable_monitor()
-        if watcher.ident:
-            watcher.join()
+        broker.stop_proxy()
+
+
+def stop_requests():
+    """Turn Ctrl-C and SIGTERM into a note that the main loop reads. Setting it
+    explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
+    requested = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: requested.append(signum))
+    return requested
 
 
 def main():
@@ -139,20 +232,24 @@ def main():
     if args.max_size < 1:
         parser.error("--max-size must be at least 1")
 
-    # The proxy runs in C; a signal makes it return to Python, where Ctrl-C
-    # raises KeyboardInterrupt. SIGTERM is made to do the same, and so is
-    # SIGINT, which a shell leaves ignored for a command started with "&".
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop = stop_requests()
+    room = raise_open_file_limit()
     ctx = zmq.Context()
     try:
-        frontend = bind_socket(ctx, zmq.ROUTER, args.frontend, args.max_size)
+        frontend = new_socket(ctx, zmq.ROUTER, args.max_size)
         # Clients name themselves; a client that reconnects before its old
         # connection was noticed dead takes its name over instead of being refused.
         frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        backend = bind_socket(ctx, zmq.DEALER, args.backend, args.max_size)
-        run_proxy(ctx, frontend, backend)
-    except KeyboardInterrupt:
+        backend = new_socket(ctx, zmq.DEALER, args.max_size)
+        # Monitors before binding, or a server that connects at once is missed.
+        events = zmq.EVENT_ACCEPTED | zmq.EVENT_ACCEPT_FAILED
+        front_monitor = frontend.get_monitor_socket(events)
+        servers = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+        back_monitor = backend.get_monitor_socket(events | servers)
+        front, back = bind(frontend, args.frontend), bind(backend, args.backend)
+        limit = f" (room for {room} connections)" if room else ""
+        say(f"python (pid={PID}): broker up, clients on {front}, servers on {back}{limit}")
+        run(Broker(ctx, frontend, backend), front_monitor, back_monitor, stop)
         say(f"python (pid={PID}): stopped")
     finally:
         ctx.destroy(linger=0)

@@ -31,9 +31,17 @@ import signal
 import sys
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+try:
+    import resource  # the open-file limit; not on Windows, which has none to raise
+except ImportError:
+    resource = None
 
 BIND_ENDPOINT = "tcp://127.0.0.1:5556"
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
+SPARE_FILES = 32  # open files the server itself needs besides its connections
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the digest
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
@@ -52,6 +60,24 @@ def printable(data):
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
+def raise_open_file_limit():
+    """Every connection is an open file, and many systems allow only 1024 (256
+    on macOS) unless asked. Raise that soft limit as far as the hard one; return
+    how many connections fit, or None where there is no such limit."""
+    if resource is None:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for wanted in (hard, 10240):  # macOS refuses "unlimited" but takes 10240
+        if soft < wanted:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                soft = wanted
+                break
+            except (ValueError, OSError):
+                continue
+    return soft - SPARE_FILES
+
+
 def check_port(endpoint):
     # libzmq quietly wraps a TCP port over 65535 (99999 becomes 34463): refuse it.
     port = endpoint.rpartition(":")[2]
@@ -68,12 +94,17 @@ def bind_socket(ctx, endpoint, max_size):
     # A frame over max_size makes libzmq drop that peer's connection, so one
     # client cannot make the server buffer gigabytes. The others are unaffected.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    # libzmq's default backlog is 100: a class connecting at once would overflow
+    # it, and the overflow waits seconds to retry.
+    sock.setsockopt(zmq.BACKLOG, BACKLOG)
+    # The monitor reports a connection refused for lack of open files.
+    monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_ACCEPT_FAILED)
     check_port(endpoint)
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
         sys.exit(f"rep.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}")
-    return sock
+    return sock, monitor
 
 
 def answer_one(sock, quiet):
@@ -96,10 +127,23 @@ def stop_requests():
     return requested
 
 
-def serve(sock, stop, quiet):
+def serve(sock, monitor, stop, quiet):
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    refusing = False  # libzmq retries a refused connection at once: one line, not a flood
     while not stop:
-        if sock.poll(POLL_MS):
+        ready = dict(poller.poll(POLL_MS))
+        if sock in ready:
             answer_one(sock, quiet)
+        if monitor in ready:
+            event = recv_monitor_message(monitor)
+            if event["event"] == zmq.EVENT_ACCEPT_FAILED and not refusing:
+                say(
+                    f"python (pid={PID}): refusing connections: {zmq.strerror(event['value'])};"
+                    " raise the open-file limit (ulimit -n)"
+                )
+            refusing = event["event"] == zmq.EVENT_ACCEPT_FAILED
 
 
 def main():
@@ -123,11 +167,13 @@ def main():
         parser.error("--max-size must be at least 1")
 
     stop = stop_requests()
+    room = raise_open_file_limit()
     ctx = zmq.Context()
     try:
-        sock = bind_socket(ctx, args.bind, args.max_size)
-        say(f"python (pid={PID}): serving sha1 on {sock.LAST_ENDPOINT.decode()}")
-        serve(sock, stop, args.quiet)
+        sock, monitor = bind_socket(ctx, args.bind, args.max_size)
+        limit = f" (room for {room} connections)" if room else ""
+        say(f"python (pid={PID}): serving sha1 on {sock.LAST_ENDPOINT.decode()}{limit}")
+        serve(sock, monitor, stop, args.quiet)
         say(f"python (pid={PID}): stopped")
     finally:
         ctx.destroy()

@@ -151,7 +151,7 @@ def measure_broker_cost(ctx, spawn, seconds):
                 "benchmarks/bench.py", "--reference-broker", "--frontend", ANY_PORT,
                 "--backend", ANY_PORT,
             )  # fmt: skip
-            ready = broker.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://\S+)$")
+            ready = broker.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://[^\s,]+)")
             front, back = ready.group(1), ready.group(2)
         workers = [start_worker(spawn, back, args=["--quiet"]) for _ in range(2)]
         cpu_before = cpu_seconds(broker.pid)

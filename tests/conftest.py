@@ -47,13 +47,14 @@ _ME = r"python \(pid=\d+\):"
 _CLIENT_EVENTS = [
     rf"{_ME} client connecting to tcp://\S+(, tcp://\S+)*",
     rf"{_ME} no (reply within|server reachable for|broker reachable for) [\d.]+ s, "
-    r"(resending \(retry \d+\)|giving up after \d+ retries)",
+    r"(resending \(retry \d+\)|giving up after \d+ retr(y|ies))",
     rf"{_ME} done, \d+ replies verified, \d+ mismatched",
     rf"{_ME} interrupted, exiting",
 ]
 LINE_FORMATS = {
     "rep.py": [
-        rf"{_ME} serving sha1 on tcp://\S+",
+        rf"{_ME} serving sha1 on tcp://\S+( \(room for \d+ connections\))?",
+        rf"{_ME} refusing connections: .+; raise the open-file limit \(ulimit -n\)",
         SERVER_GOT_RE.pattern,
         SHA_BACK_RE.pattern,
         rf"{_ME} stopped",
@@ -65,13 +66,20 @@ LINE_FORMATS = {
         *_CLIENT_EVENTS,
     ],
     "msgqueue.py": [
-        rf"{_ME} broker up, clients on tcp://\S+, servers on tcp://\S+",
+        rf"{_ME} broker up, clients on tcp://\S+, servers on tcp://\S+"
+        r"( \(room for \d+ connections\))?",
+        rf"{_ME} server (connected|left), \d+ connected now",
+        rf"{_ME} no server connected, requests wait",
+        rf"{_ME} refusing connections: .+; raise the open-file limit \(ulimit -n\) "
+        "or start another broker",
         rf"{_ME} stopped",
     ],
     "mrep.py": [
         rf"{_ME} echo server connecting to tcp://\S+(, tcp://\S+)*",
         rf"{_ME} connected to broker at tcp://\S+",
         rf"{_ME} lost broker at tcp://\S+, reconnecting",
+        rf"{_ME} tcp://\S+ hung up before the ZeroMQ handshake finished: "
+        r"not a broker's back end\? Trying again now and then",
         SERVER_GOT_RE.pattern,
         ECHO_BACK_RE.pattern,
         rf"{_ME} stopped",

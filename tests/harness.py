@@ -155,13 +155,13 @@ def processes():
 def start_rep(spawn, *args, bind=ANY_PORT):
     """rep.py on a free port (or `bind`); returns (process, real endpoint)."""
     proc = spawn("rep.py", "--bind", bind, *args)
-    return proc, proc.wait_for(r"serving sha1 on (tcp://\S+)$").group(1)
+    return proc, proc.wait_for(r"serving sha1 on (tcp://[^\s,]+)").group(1)
 
 
 def start_broker(spawn, *args, frontend=ANY_PORT, backend=ANY_PORT):
     """msgqueue.py; returns (process, frontend endpoint, backend endpoint)."""
     proc = spawn("msgqueue.py", "--frontend", frontend, "--backend", backend, *args)
-    ready = proc.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://\S+)$")
+    ready = proc.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://[^\s,]+)")
     return proc, ready.group(1), ready.group(2)
 
 

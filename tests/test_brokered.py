@@ -75,11 +75,21 @@ def test_output_lines_are_the_tutorials(spawn):
     assert worker.lines[-1] == f"python (pid={pid}): stopped"
     check_line_formats(worker)
 
+    broker.wait_for("no server connected, requests wait")
     broker.send(signal.SIGINT)
     assert broker.wait() == 0
-    assert broker.lines == [
-        f"python (pid={broker.pid}): broker up, clients on {front}, servers on {back}",
-        f"python (pid={broker.pid}): stopped",
+    me = f"python (pid={broker.pid}):"
+    assert re.fullmatch(
+        rf"{re.escape(me)} broker up, clients on {front}, servers on {back} "
+        r"\(room for \d+ connections\)",
+        broker.lines[0],
+    )
+    # The broker's terminal shows the one server come and go.
+    assert broker.lines[1:] == [
+        f"{me} server connected, 1 connected now",
+        f"{me} server left, 0 connected now",
+        f"{me} no server connected, requests wait",
+        f"{me} stopped",
     ]
     assert broker.stderr == ""
     check_line_formats(broker)
