@@ -8,6 +8,7 @@ import hashlib
 import re
 
 import pytest
+import zmq
 
 # Re-exported: the tests take everything from here.
 from harness import (  # noqa: F401
@@ -114,6 +115,16 @@ def spawn():
         print(f"--- {proc.name} {' '.join(proc.args)} -> {proc.popen.returncode}")
         events = [line for line in proc.lines if not PER_REQUEST_RE.match(line)]
         print("\n".join(events[-30:] + proc.lines[-4:] + proc.stderr_lines[-20:]))
+
+
+@pytest.fixture
+def zctx():
+    """A ZeroMQ context for the test's own sockets, destroyed at the end."""
+    ctx = zmq.Context()
+    try:
+        yield ctx
+    finally:
+        ctx.destroy(linger=0)
 
 
 def check_sha_client(proc, count):

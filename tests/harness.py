@@ -158,9 +158,9 @@ def start_rep(spawn, *args, bind=ANY_PORT):
     return proc, proc.wait_for(r"serving sha1 on (tcp://[^\s,]+)").group(1)
 
 
-def start_broker(spawn, *args, frontend=ANY_PORT, backend=ANY_PORT):
+def start_broker(spawn, *args, frontend=ANY_PORT, backend=ANY_PORT, **options):
     """msgqueue.py; returns (process, frontend endpoint, backend endpoint)."""
-    proc = spawn("msgqueue.py", "--frontend", frontend, "--backend", backend, *args)
+    proc = spawn("msgqueue.py", "--frontend", frontend, "--backend", backend, *args, **options)
     ready = proc.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://[^\s,]+)")
     return proc, ready.group(1), ready.group(2)
 

@@ -32,15 +32,6 @@ ODD_REQUESTS = [
 ]
 
 
-@pytest.fixture
-def zctx():
-    ctx = zmq.Context()
-    try:
-        yield ctx
-    finally:
-        ctx.destroy(linger=0)
-
-
 def req_socket(ctx, endpoint):
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.RCVTIMEO, 10_000)  # a ceiling: a hung server fails the test

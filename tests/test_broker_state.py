@@ -1,0 +1,156 @@
+"""The broker's own promises: it shows servers come and go, counts only real
+ZeroMQ servers, never spins (DESIGN.md behaviour 11), and holds as many
+connections as the OS allows. Also mrep.py pointed at the wrong port."""
+
+import contextlib
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+from conftest import (
+    RESEND_RE,
+    check_echo_client,
+    cpu_seconds,
+    start_broker,
+    start_worker,
+)
+
+SERVERS_NOW_RE = re.compile(r"server (connected|left), (\d+) connected now$")
+
+
+@contextlib.contextmanager
+def cpu_load(n=2):
+    """Busy processes on every core, as on a loaded machine; always killed."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def test_broker_never_spins_after_its_last_server_dies_stress(spawn):
+    # Race: the proxy restarted while a dead server's connection still looked
+    # writable, and then spun at 100% CPU until a server came back.
+    broker, front, back = start_broker(spawn)
+    clients = [
+        spawn("mreq.py", "--connect", front, "--interval", 0, "--timeout", 0.3, "--quiet")
+        for _ in range(3)
+    ]
+    with cpu_load():
+        for round_ in range(10):
+            workers = [spawn("mrep.py", "--connect", back, "--quiet") for _ in range(3)]
+            for worker in workers:  # started together, to keep the rounds short
+                worker.wait_for("connected to broker")
+            resends = [len(c.matches(RESEND_RE)) for c in clients]
+            for worker in workers:
+                worker.send(9)
+            for worker in workers:
+                worker.wait()
+            # Requests wait now. Measure the broker over two of a client's resends.
+            clients[0].wait_for(RESEND_RE, count=resends[0] + 1)
+            cpu_at, wall_at = cpu_seconds(broker.pid), time.monotonic()
+            clients[0].wait_for(RESEND_RE, count=resends[0] + 3)
+            cpu, wall = cpu_seconds(broker.pid) - cpu_at, time.monotonic() - wall_at
+            print(f"round {round_}: broker CPU {cpu:.2f} s in {wall:.2f} s without servers")
+            assert cpu < wall / 2, "the broker spins while requests wait"
+
+
+def test_broker_counts_only_real_servers(spawn, zctx):
+    broker, front, back = start_broker(spawn)
+    host, port = back.removeprefix("tcp://").rsplit(":", 1)
+    # Not ZeroMQ at all: a port scan, and an HTTP request.
+    socket.create_connection((host, int(port))).close()
+    with socket.create_connection((host, int(port))) as http:
+        http.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    # ZeroMQ, but the wrong kind of socket for a DEALER: its handshake fails.
+    wrong = zctx.socket(zmq.PUSH)
+    wrong.connect(back)
+    worker = start_worker(spawn, back)
+    check_echo_client(spawn("mreq.py", "--connect", front, "--count", 2, "--interval", 0), 2)
+    worker.stop()
+    broker.wait_for("no server connected, requests wait")
+    counts = [
+        (m.group(1), m.group(2)) for m in broker.matches(re.compile(".*" + SERVERS_NOW_RE.pattern))
+    ]
+    assert counts == [("connected", "1"), ("left", "0")]
+
+
+def test_mrep_on_the_wrong_port_says_so_once_and_backs_off(spawn, zctx):
+    _, front, _ = start_broker(spawn)  # the clients' port: a ROUTER, not a broker's back end
+    worker = spawn("mrep.py", "--connect", front)
+    worker.wait_for("hung up before the ZeroMQ handshake finished")
+    cpu_at, wall_at = cpu_seconds(worker.pid), time.monotonic()
+    # Watch a peer of its own kind refuse it too: a REP server is no broker either.
+    rep = zctx.socket(zmq.REP)
+    monitor = rep.get_monitor_socket(zmq.EVENT_ACCEPTED)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    other = spawn("mrep.py", "--connect", f"tcp://127.0.0.1:{port}")
+    for _ in range(4):  # it comes back, again and again...
+        assert monitor.poll(20_000)
+        monitor.recv_multipart()
+    cpu, wall = cpu_seconds(worker.pid) - cpu_at, time.monotonic() - wall_at
+    print(f"mrep.py on the wrong port: {cpu:.2f} s CPU in {wall:.2f} s")
+    assert cpu < wall / 2, "it retries in a tight loop"
+    for proc in (worker, other):
+        proc.stop()
+    for proc in (worker, other):  # ...and said so once, not once per try
+        assert len([line for line in proc.lines if "hung up before" in line]) == 1, proc.lines
+        assert not [line for line in proc.lines if "lost broker" in line]
+
+
+def prlimit(soft, hard, script):
+    return ["prlimit", f"--nofile={soft}:{hard}", sys.executable, script]
+
+
+def send_from_clients(zctx, front, n):
+    """n REQ sockets of our own, each with one request sent."""
+    clients = []
+    for i in range(n):
+        client = zctx.socket(zmq.REQ)
+        client.connect(front)
+        client.send(b"%d" % i)
+        clients.append(client)
+    return clients
+
+
+def wait_for_answers(clients, wanted):
+    """Block until `wanted` clients have their own request back (or fail)."""
+    poller = zmq.Poller()
+    for client in clients:
+        poller.register(client, zmq.POLLIN)
+    answered = 0
+    while answered < wanted:
+        ready = poller.poll(20_000)
+        assert ready, f"only {answered} of {wanted} clients answered"
+        for client, _ in ready:
+            assert client.recv() == b"%d" % clients.index(client)
+            poller.unregister(client)
+            answered += 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prlimit is Linux's")
+def test_broker_raises_a_low_open_file_limit_and_serves_100_clients(spawn, zctx):
+    broker, front, back = start_broker(spawn, program=prlimit(64, 4096, "msgqueue.py"))
+    assert "(room for 4064 connections)" in broker.lines[0]
+    start_worker(spawn, back, args=["--quiet"])
+    wait_for_answers(send_from_clients(zctx, front, 100), 100)
+    assert not [line for line in broker.lines if "refusing" in line]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prlimit is Linux's")
+def test_broker_at_its_open_file_limit_says_why_once_and_recovers(spawn, zctx):
+    broker, front, back = start_broker(spawn, program=prlimit(64, 64, "msgqueue.py"))
+    start_worker(spawn, back, args=["--quiet"])
+    clients = send_from_clients(zctx, front, 100)
+    broker.wait_for("refusing connections: Too many open files")
+    wait_for_answers(clients, 10)  # those it took are served meanwhile
+    for client in clients:
+        client.close(linger=0)
+    check_echo_client(spawn("mreq.py", "--connect", front, "--count", 1), 1)
+    assert len([line for line in broker.lines if "refusing" in line]) == 1
