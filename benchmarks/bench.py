@@ -26,12 +26,15 @@ installed (pip install '.[bench]').
 """
 
 import argparse
+import heapq
 import json
 import os
 import platform
 import re
+import resource
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,6 +57,7 @@ TARGETS = {
     "broker_cpu_ratio_max": 0.65,
     "efficiency_at_8_min": 0.90,
     "stall_over_timeout_max": 0.2,
+    "client_overhead_ratio_max": 1.15,
 }
 SCALING_WORK = 0.02  # seconds of simulated work per request
 SCALING_SERVERS = [1, 2, 4, 8]
@@ -100,17 +104,22 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def measure_latency(ctx, spawn, requests):
+def measure_latency(ctx, spawn, requests, rounds):
+    """Direct and brokered round trips, in alternating rounds; medians of rounds."""
     _, direct_ep = start_rep(spawn, "--quiet")
-    direct, _ = drive(ctx, direct_ep, 1, requests=requests)
     _, front, back = start_broker(spawn)
     start_worker(spawn, back, args=["--quiet"])
-    brokered, _ = drive(ctx, front, 1, requests=requests)
-    result = {"requests": requests}
-    for name, values in (("direct", direct), ("brokered", brokered)):
-        result[f"{name}_median_us"] = statistics.median(values) * 1e6
-        result[f"{name}_p99_us"] = percentile(values, 0.99) * 1e6
-    result["ratio_median"] = result["brokered_median_us"] / result["direct_median_us"]
+    per_round = {"direct": [], "brokered": []}
+    for _ in range(rounds):
+        for name, endpoint in (("direct", direct_ep), ("brokered", front)):
+            values, _ = drive(ctx, endpoint, 1, requests=requests // rounds, warmup=0.1)
+            per_round[name].append((statistics.median(values), percentile(values, 0.99)))
+    result = {"requests": requests, "rounds": rounds}
+    for name, values in per_round.items():
+        result[f"{name}_median_us"] = statistics.median(m for m, _ in values) * 1e6
+        result[f"{name}_p99_us"] = statistics.median(p for _, p in values) * 1e6
+    ratios = [b[0] / d[0] for d, b in zip(per_round["direct"], per_round["brokered"])]
+    result["ratio_median"] = statistics.median(ratios)
     result["ratio_p99"] = result["brokered_p99_us"] / result["direct_p99_us"]
     return result
 
@@ -141,8 +150,10 @@ def reference_broker(frontend, backend):
         ctx.destroy(linger=0)
 
 
-def measure_broker_cost(ctx, spawn, seconds):
-    result = {"clients": 8, "servers": 2, "seconds": seconds}
+def measure_broker_cost(ctx, spawn, seconds, rounds):
+    """msgqueue.py against the Python loop, both running, driven in alternating rounds."""
+    result = {"clients": 8, "servers": 2, "seconds": seconds, "rounds": rounds}
+    brokers = {}
     for name in ("msgqueue", "reference"):
         if name == "msgqueue":
             broker, front, back = start_broker(spawn)
@@ -151,18 +162,26 @@ def measure_broker_cost(ctx, spawn, seconds):
                 "benchmarks/bench.py", "--reference-broker", "--frontend", ANY_PORT,
                 "--backend", ANY_PORT,
             )  # fmt: skip
-            ready = broker.wait_for(r"broker up, clients on (tcp://\S+), servers on (tcp://[^\s,]+)")
+            ready = broker.wait_for(
+                r"broker up, clients on (tcp://\S+), servers on (tcp://[^\s,]+)"
+            )
             front, back = ready.group(1), ready.group(2)
-        workers = [start_worker(spawn, back, args=["--quiet"]) for _ in range(2)]
-        cpu_before = cpu_seconds(broker.pid)
-        latencies, measured = drive(ctx, front, 8, seconds=seconds, warmup=0)
-        cpu = cpu_seconds(broker.pid) - cpu_before
-        result[f"{name}_requests_per_s"] = len(latencies) / measured
-        result[f"{name}_cpu_us_per_request"] = cpu / len(latencies) * 1e6
-        for proc in [broker, *workers]:
-            proc.reap()
-    result["cpu_ratio"] = (
-        result["msgqueue_cpu_us_per_request"] / (result["reference_cpu_us_per_request"])
+        for _ in range(2):
+            start_worker(spawn, back, args=["--quiet"])
+        brokers[name] = (broker, front)
+    rates, cpus = {name: [] for name in brokers}, {name: [] for name in brokers}
+    for _ in range(rounds):
+        for name, (broker, front) in brokers.items():
+            cpu_before = cpu_seconds(broker.pid)
+            latencies, measured = drive(ctx, front, 8, seconds=seconds / rounds, warmup=0)
+            cpu = cpu_seconds(broker.pid) - cpu_before
+            rates[name].append(len(latencies) / measured)
+            cpus[name].append(cpu / len(latencies) * 1e6)
+    for name in brokers:
+        result[f"{name}_requests_per_s"] = statistics.median(rates[name])
+        result[f"{name}_cpu_us_per_request"] = statistics.median(cpus[name])
+    result["cpu_ratio"] = statistics.median(
+        m / r for m, r in zip(cpus["msgqueue"], cpus["reference"])
     )
     return result
 
@@ -215,6 +234,120 @@ def measure_stall(spawn, settle_replies):
     }
 
 
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def hold_clients(ctx, front, n, seconds):
+    """n REQ sockets connect at once (a storm), each sends one request at once;
+    then each sends one request a second for `seconds`. Returns the figures."""
+    socks, poller = [], zmq.Poller()
+    started = time.perf_counter()
+    for _ in range(n):
+        sock = ctx.socket(zmq.REQ)
+        sock.linger = 0
+        sock.connect(front)
+        sock.send(PAYLOAD)
+        poller.register(sock, zmq.POLLIN)
+        socks.append(sock)
+    waiting = set(socks)
+    deadline = started + 60
+    while waiting and time.perf_counter() < deadline:
+        for sock, _ in poller.poll(1000):
+            sock.recv()
+            waiting.discard(sock)
+    storm = {"answered": n - len(waiting), "last_answered_s": time.perf_counter() - started}
+    # Steady load: each client once a second, spread evenly over the second.
+    index = {sock: k for k, sock in enumerate(socks)}
+    now = time.perf_counter()
+    due = [(now + k / n, k) for k in range(n)]  # sorted, so already a heap
+    sent_at, latencies = {}, []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        now = time.perf_counter()
+        while due and due[0][0] <= now:
+            _, k = heapq.heappop(due)
+            if socks[k] not in waiting:  # (one the storm left unanswered stays out)
+                socks[k].send(PAYLOAD)
+                sent_at[k] = now
+        timeout = max(0, min(1000, int((due[0][0] - now) * 1000))) if due else 100
+        for sock, _ in poller.poll(timeout):
+            sock.recv()
+            k = index[sock]
+            if k not in sent_at:
+                continue  # a late answer to the storm
+            sent = sent_at.pop(k)
+            latencies.append(time.perf_counter() - sent)
+            heapq.heappush(due, (sent + 1.0, k))
+    for sock in socks:
+        sock.close()
+    return storm, latencies
+
+
+def measure_connections(ctx, spawn, counts, seconds):
+    """Clients held by one broker at one request a second each, after connecting at once."""
+    points = []
+    for n in counts:
+        broker, front, back = start_broker(spawn)
+        for _ in range(2):
+            start_worker(spawn, back, args=["--quiet"])
+        storm, latencies = hold_clients(ctx, front, n, seconds)
+        points.append(
+            {
+                "clients": n,
+                "storm_answered": storm["answered"],
+                "storm_last_answered_s": storm["last_answered_s"],
+                "replies_per_s": len(latencies) / seconds,
+                "p99_ms": percentile(latencies, 0.99) * 1e3 if latencies else None,
+                "broker_rss_mb": rss_mb(broker.pid),
+            }
+        )
+        broker.reap()
+    return {"seconds": seconds, "points": points}
+
+
+MINIMAL_CLIENT = """
+import sys, zmq
+sock = zmq.Context().socket(zmq.REQ)
+sock.connect(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    sock.send(b"Sat Nov 28 06:12:09 2026")
+    sock.recv()
+"""
+
+
+def measure_client_overhead(spawn, requests, rounds):
+    """c.py --interval 0 --quiet against a minimal pyzmq REQ loop, on the same rep.py,
+    in alternating rounds. Time per request = (t(3N) - t(N)) / 2N, so that both
+    programs' start-up cancels out."""
+    _, endpoint = start_rep(spawn, "--quiet")
+    commands = {
+        "c.py": lambda n: [sys.executable, str(HERE.parent / "c.py"), "--connect", endpoint,
+                           "--interval", "0", "--quiet", "--count", str(n)],
+        "minimal": lambda n: [sys.executable, "-c", MINIMAL_CLIENT, endpoint, str(n)],
+    }  # fmt: skip
+
+    def seconds_for(command):
+        began = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return time.perf_counter() - began
+
+    per_request = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            short, long = seconds_for(command(requests)), seconds_for(command(3 * requests))
+            per_request[name].append((long - short) / (2 * requests) * 1e6)
+    result = {f"{name}_us_per_request": statistics.median(v) for name, v in per_request.items()}
+    result["ratio"] = statistics.median(
+        c / m for c, m in zip(per_request["c.py"], per_request["minimal"])
+    )
+    result.update({"requests": requests, "rounds": rounds})
+    return result
+
+
 def machine():
     model = next(
         (
@@ -241,6 +374,11 @@ def verdicts(results):
         "broker_cpu_ratio": results["broker_cost"]["cpu_ratio"] <= TARGETS["broker_cpu_ratio_max"],
         "efficiency_at_8": scaling_at_8 >= TARGETS["efficiency_at_8_min"],
         "stall": results["stall"]["over_timeout_s"] <= TARGETS["stall_over_timeout_max"],
+        "client_overhead": results["client_overhead"]["ratio"]
+        <= TARGETS["client_overhead_ratio_max"],
+        "storm_all_answered": all(
+            p["storm_answered"] == p["clients"] for p in results["connections"]["points"]
+        ),
     }
 
 
@@ -276,6 +414,31 @@ def table(results):
             f"fail-over: worst extra latency (--timeout {stall['timeout_s']:g})",
             f"{stall['worst_extra_latency_s']:.3f} s",
             f"<= timeout + 0.2 s: {ok[met['stall']]}",
+        )
+    )
+    for point in results["connections"]["points"]:
+        rows.append(
+            (
+                f"{point['clients']} clients connecting at once: answered, last after",
+                f"{point['storm_answered']}, {point['storm_last_answered_s']:.2f} s",
+                f"all: {ok[met['storm_all_answered']]}",
+            )
+        )
+        rows.append(
+            (
+                f"{point['clients']} clients at 1 request/s: replies/s, p99, broker RSS",
+                f"{point['replies_per_s']:.0f}/s, {point['p99_ms']:.1f} ms, "
+                f"{point['broker_rss_mb']:.0f} MB",
+                "",
+            )
+        )
+    over = results["client_overhead"]
+    rows.append(
+        (
+            "client time per request, c.py / minimal REQ loop",
+            f"{over['c.py_us_per_request']:.0f} / {over['minimal_us_per_request']:.0f} us, "
+            f"{over['ratio']:.2f}x",
+            f"<= 1.15x: {ok[met['client_overhead']]}",
         )
     )
     width = max(len(r[0]) for r in rows)
@@ -318,19 +481,28 @@ def main():
         reference_broker(args.frontend, args.backend)
         return
 
-    requests, seconds, settle = (1000, 1.0, 5) if args.quick else (5000, 4.0, 20)
+    requests, seconds, settle = (1000, 1.0, 5) if args.quick else (6000, 6.0, 20)
+    rounds = 2 if args.quick else 6
+    counts, hold, overhead = ([200], 2.0, 300) if args.quick else ([1000, 4000], 10.0, 3000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 4000 clients: 4000 files here
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
+    ctx.max_sockets = 10_000
     try:
         with processes() as spawn:
             results = {"quick": args.quick, "machine": machine(), "targets": TARGETS}
             print("measuring round-trip latency...", flush=True)
-            results["latency"] = measure_latency(ctx, spawn, requests)
+            results["latency"] = measure_latency(ctx, spawn, requests, rounds)
             print("measuring broker cost...", flush=True)
-            results["broker_cost"] = measure_broker_cost(ctx, spawn, seconds)
+            results["broker_cost"] = measure_broker_cost(ctx, spawn, seconds, rounds)
             print("measuring scaling...", flush=True)
             results["scaling"] = measure_scaling(ctx, spawn, seconds)
             print("measuring fail-over stall...", flush=True)
             results["stall"] = measure_stall(spawn, settle)
+            print("measuring connections held...", flush=True)
+            results["connections"] = measure_connections(ctx, spawn, counts, hold)
+            print("measuring client overhead...", flush=True)
+            results["client_overhead"] = measure_client_overhead(spawn, overhead, rounds)
     finally:
         ctx.destroy(linger=0)
     results["targets_met"] = verdicts(results)

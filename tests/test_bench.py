@@ -14,6 +14,7 @@ FIGURES = {
                     "msgqueue_cpu_us_per_request", "reference_cpu_us_per_request", "cpu_ratio"],
     "stall": ["timeout_s", "normal_round_trip_s", "worst_extra_latency_s", "over_timeout_s",
               "requests_resent"],
+    "client_overhead": ["c.py_us_per_request", "minimal_us_per_request", "ratio"],
 }  # fmt: skip
 
 
@@ -34,6 +35,10 @@ def test_quick_benchmark_records_every_figure(tmp_path):
     assert [p["servers"] for p in points] == [1, 2, 4, 8]
     assert all(p["requests_per_s"] > 0 and p["efficiency"] > 0 for p in points)
     assert set(results["targets_met"]) == {"latency_ratio", "broker_cpu_ratio",
-                                           "efficiency_at_8", "stall"}  # fmt: skip
+                                           "efficiency_at_8", "stall", "client_overhead",
+                                           "storm_all_answered"}  # fmt: skip
+    (held,) = results["connections"]["points"]
+    assert held["storm_answered"] == held["clients"] == 200  # every client of the storm
+    assert held["replies_per_s"] > 0 and held["broker_rss_mb"] > 0
     assert results["stall"]["requests_resent"] >= 1, "the killed server held requests"
     assert "fail-over" in run.stdout  # the table was printed

@@ -8,11 +8,12 @@ import ctypes
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import zmq
-from conftest import ANY_PORT, ROOT, start_broker, start_worker
+from conftest import ANY_PORT, ROOT, WAIT, start_broker, start_worker
 
 NOBODY = "tcp://127.0.0.1:9"  # connectors need no peer to start: nobody listens here
 STARTS = {
@@ -105,7 +106,10 @@ def threads_taking(pid, signum):
 def test_signal_landing_on_the_proxy_thread_stops_the_broker(spawn):
     broker, _, back = start_broker(spawn)
     start_worker(spawn, back)
-    broker.wait_for("server connected")  # the proxy thread runs now
+    broker.wait_for("server connected")  # the proxy thread starts now
+    deadline = time.monotonic() + WAIT
+    while not threads_taking(broker.pid, signal.SIGTERM) and time.monotonic() < deadline:
+        time.sleep(0.01)  # it has no line of its own to wait for
     (proxy,) = threads_taking(broker.pid, signal.SIGTERM)
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.tgkill(broker.pid, proxy, signal.SIGTERM) == 0, ctypes.get_errno()
