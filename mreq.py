@@ -80,26 +80,44 @@ def connect_socket(ctx, endpoints):
     return sock
 
 
-class Waiter:
-    """Waits for the socket in slices of POLL_MS, so that Ctrl-C is seen within
-    one slice, even where a signal cannot interrupt a blocking call (Windows)."""
+def slice_ms(seconds):
+    return max(1, min(POLL_MS, int(seconds * 1000)))
+
+
+class Requester:
+    """The REQ socket, waited on in slices of POLL_MS so that Ctrl-C is seen within
+    a slice, even where a signal cannot interrupt a blocking call (Windows)."""
 
     def __init__(self, sock, stop):
         self.sock, self.stop = sock, stop
-        self.readable, self.writable = zmq.Poller(), zmq.Poller()
-        self.readable.register(sock, zmq.POLLIN)
-        self.writable.register(sock, zmq.POLLOUT)
 
-    def wait(self, poller, seconds):
-        """True once the socket is ready; False after `seconds`, or on Ctrl-C."""
-        deadline = time.monotonic() + seconds
+    def send(self, data, timeout):
+        """Send as soon as a connection takes it; False after timeout s or on Ctrl-C."""
+        deadline = time.monotonic() + timeout
+        while not self.stop:
+            try:
+                self.sock.send(data, zmq.NOBLOCK)
+                return True
+            except zmq.Again:  # IMMEDIATE: nothing is connected; wait until something is
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.sock.poll(slice_ms(left), zmq.POLLOUT)
+        return False
+
+    def receive(self, timeout):
+        """The reply to the last request; None after timeout s or on Ctrl-C."""
+        deadline = time.monotonic() + timeout
         while not self.stop:
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
-            if poller.poll(min(POLL_MS, max(1, int(left * 1000)))):
-                return True
-        return False
+                return None
+            self.sock.setsockopt(zmq.RCVTIMEO, slice_ms(left))
+            try:
+                return b"".join(self.sock.recv_multipart())
+            except zmq.Again:
+                pass  # no reply in this slice (REQ_CORRELATE drops stale ones unseen)
+        return None
 
     def pause(self, seconds):
         deadline = time.monotonic() + seconds
@@ -107,34 +125,19 @@ class Waiter:
             time.sleep(min(POLL_MS / 1000, deadline - time.monotonic()))
 
 
-def wait_for_reply(waiter, timeout):
-    """The reply to the last request, or None after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while waiter.wait(waiter.readable, deadline - time.monotonic()):
-        try:
-            return b"".join(waiter.sock.recv_multipart(zmq.NOBLOCK))
-        except zmq.Again:
-            pass  # poll saw a stale reply, which REQ_CORRELATE then dropped
-    return None
-
-
-def request(waiter, data, timeout, retries):
+def request(requester, data, timeout, retries):
     """Send data and return its reply, resending after each timeout.
     Returns None once retries resends have gone unanswered, or on Ctrl-C."""
     retry = 0
-    while not waiter.stop:
-        if waiter.wait(waiter.writable, timeout):
-            try:
-                waiter.sock.send(data, zmq.NOBLOCK)
-            except zmq.Again:
-                continue  # the server left just after the socket said it was writable
-            reply = wait_for_reply(waiter, timeout)
+    while not requester.stop:
+        if requester.send(data, timeout):
+            reply = requester.receive(timeout)
             if reply is not None:
                 return reply
             problem = f"no reply within {timeout:g} s"
         else:
             problem = f"no broker reachable for {timeout:g} s"
-        if waiter.stop:
+        if requester.stop:
             break
         if retries is not None and retry >= retries:
             tries = "retry" if retry == 1 else "retries"
@@ -150,15 +153,15 @@ def random_request():
     return f"{letters} (from client pid={PID})"
 
 
-def run(waiter, args):
+def run(requester, args):
     """Send requests until args.count echoes came back; the exit status."""
     verified = mismatched = 0
     while args.count is None or verified + mismatched < args.count:
         if verified + mismatched and args.interval:
-            waiter.pause(args.interval)
+            requester.pause(args.interval)
         text = random_request()
-        reply = request(waiter, text.encode(), args.timeout, args.retries)
-        if waiter.stop:
+        reply = request(requester, text.encode(), args.timeout, args.retries)
+        if requester.stop:
             say(f"python (pid={PID}): interrupted, exiting")
             return 0
         if reply is None:
@@ -205,7 +208,7 @@ def main():
     try:
         sock = connect_socket(ctx, endpoints)
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
-        status = run(Waiter(sock, stop), args)
+        status = run(Requester(sock, stop), args)
     finally:
         ctx.destroy(linger=0)
     sys.exit(status)

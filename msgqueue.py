@@ -75,14 +75,10 @@ def raise_open_file_limit():
     if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for wanted in (hard, 10240):  # macOS refuses "unlimited" but takes 10240
-        if soft < wanted:
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-                soft = wanted
-                break
-            except (ValueError, OSError):
-                continue
+    for wanted in (hard, max(soft, min(hard, 10240))):  # macOS refuses its "unlimited"
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted - SPARE_FILES
     return soft - SPARE_FILES
 
 
@@ -125,7 +121,7 @@ class Broker:
     """The main thread's view: which back-end connections are servers, and the proxy."""
 
     def __init__(self, ctx, frontend, backend):
-        self.ctx, self.frontend, self.backend = ctx, frontend, backend
+        self.frontend, self.backend = frontend, backend
         self.handshaking = []  # back-end connections (their file numbers) not yet servers
         self.servers = set()
         self.refusing = False  # True while connections are refused for lack of files
@@ -179,18 +175,17 @@ class Broker:
                 self.control.recv()  # the proxy's acknowledgement
             self.proxy = None
 
-
-def run(broker, front_monitor, back_monitor, stop):
-    poller = zmq.Poller()
-    poller.register(front_monitor, zmq.POLLIN)
-    poller.register(back_monitor, zmq.POLLIN)
-    try:
-        while not stop:
-            for monitor, _ in poller.poll(POLL_MS):
-                broker.follow(recv_monitor_message(monitor), monitor is back_monitor)
-            broker.start_or_stop_proxy()
-    finally:
-        broker.stop_proxy()
+    def run(self, front_monitor, back_monitor, stop):
+        poller = zmq.Poller()
+        poller.register(front_monitor, zmq.POLLIN)
+        poller.register(back_monitor, zmq.POLLIN)
+        try:
+            while not stop:
+                for monitor, _ in poller.poll(POLL_MS):
+                    self.follow(recv_monitor_message(monitor), monitor is back_monitor)
+                self.start_or_stop_proxy()
+        finally:
+            self.stop_proxy()
 
 
 def stop_requests():
@@ -204,30 +199,12 @@ def stop_requests():
 
 def main():
     parser = argparse.ArgumentParser(description="ROUTER/DEALER request-reply broker.")
-    parser.add_argument(
-        "--frontend",
-        default=FRONTEND_ENDPOINT,
-        metavar="EP",
-        help=f"endpoint the clients connect to (default {FRONTEND_ENDPOINT})",
-    )
-    parser.add_argument(
-        "--backend",
-        default=BACKEND_ENDPOINT,
-        metavar="EP",
-        help=f"endpoint the servers connect to (default {BACKEND_ENDPOINT})",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        default=MAX_SIZE,
-        metavar="BYTES",
-        help=f"drop a peer that sends a bigger frame (default {MAX_SIZE})",
-    )
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="accepted for symmetry; the broker prints no per-request lines",
-    )
+    arg = parser.add_argument
+    arg("--frontend", default=FRONTEND_ENDPOINT, metavar="EP", help="where clients connect")
+    arg("--backend", default=BACKEND_ENDPOINT, metavar="EP", help="where servers connect")
+    arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES", help="drop a peer that "
+        "sends a bigger frame (default %(default)s)")  # fmt: skip
+    arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")
     args = parser.parse_args()
     if args.max_size < 1:
         parser.error("--max-size must be at least 1")
@@ -249,7 +226,7 @@ def main():
         front, back = bind(frontend, args.frontend), bind(backend, args.backend)
         limit = f" (room for {room} connections)" if room else ""
         say(f"python (pid={PID}): broker up, clients on {front}, servers on {back}{limit}")
-        run(Broker(ctx, frontend, backend), front_monitor, back_monitor, stop)
+        Broker(ctx, frontend, backend).run(front_monitor, back_monitor, stop)
         say(f"python (pid={PID}): stopped")
     finally:
         ctx.destroy(linger=0)

@@ -321,8 +321,8 @@ for _ in range(int(sys.argv[2])):
 
 def measure_client_overhead(spawn, requests, rounds):
     """c.py --interval 0 --quiet against a minimal pyzmq REQ loop, on the same rep.py,
-    in alternating rounds. Time per request = (t(3N) - t(N)) / 2N, so that both
-    programs' start-up cancels out."""
+    in alternating rounds. Per request = (t(3N) - t(N)) / 2N, so that both programs'
+    start-up cancels out; t is wall-clock time, and the client's own CPU time."""
     _, endpoint = start_rep(spawn, "--quiet")
     commands = {
         "c.py": lambda n: [sys.executable, str(HERE.parent / "c.py"), "--connect", endpoint,
@@ -330,21 +330,27 @@ def measure_client_overhead(spawn, requests, rounds):
         "minimal": lambda n: [sys.executable, "-c", MINIMAL_CLIENT, endpoint, str(n)],
     }  # fmt: skip
 
-    def seconds_for(command):
+    def run(command):
         began = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        return time.perf_counter() - began
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        assert child.returncode == 0, command
+        return time.perf_counter() - began, usage.ru_utime + usage.ru_stime
 
-    per_request = {name: [] for name in commands}
-    for _ in range(rounds):
-        for name, command in commands.items():
-            short, long = seconds_for(command(requests)), seconds_for(command(3 * requests))
-            per_request[name].append((long - short) / (2 * requests) * 1e6)
-    result = {f"{name}_us_per_request": statistics.median(v) for name, v in per_request.items()}
-    result["ratio"] = statistics.median(
-        c / m for c, m in zip(per_request["c.py"], per_request["minimal"])
-    )
-    result.update({"requests": requests, "rounds": rounds})
+    wall, cpu = {name: [] for name in commands}, {name: [] for name in commands}
+    for round_ in range(rounds):
+        order = list(commands.items())
+        for name, command in order if round_ % 2 else order[::-1]:
+            short, long = run(command(requests)), run(command(3 * requests))
+            wall[name].append((long[0] - short[0]) / (2 * requests) * 1e6)
+            cpu[name].append((long[1] - short[1]) / (2 * requests) * 1e6)
+    result = {"requests": requests, "rounds": rounds}
+    for name in commands:
+        result[f"{name}_us_per_request"] = statistics.median(wall[name])
+        result[f"{name}_cpu_us_per_request"] = statistics.median(cpu[name])
+    result["ratio"] = statistics.median(c / m for c, m in zip(wall["c.py"], wall["minimal"]))
+    result["cpu_ratio"] = statistics.median(c / m for c, m in zip(cpu["c.py"], cpu["minimal"]))
     return result
 
 
@@ -439,6 +445,14 @@ def table(results):
             f"{over['c.py_us_per_request']:.0f} / {over['minimal_us_per_request']:.0f} us, "
             f"{over['ratio']:.2f}x",
             f"<= 1.15x: {ok[met['client_overhead']]}",
+        )
+    )
+    rows.append(
+        (
+            "client CPU per request, c.py / minimal REQ loop",
+            f"{over['c.py_cpu_us_per_request']:.0f} / {over['minimal_cpu_us_per_request']:.0f}"
+            f" us, {over['cpu_ratio']:.2f}x",
+            "",
         )
     )
     width = max(len(r[0]) for r in rows)
