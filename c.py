@@ -38,6 +38,7 @@ import zmq
 SERVER_ENDPOINT = "tcp://127.0.0.1:5556"
 INTERVAL = 1.0  # seconds between a reply and the next request
 TIMEOUT = 2.5  # seconds without a reply before the request is sent again
+HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # every wait is cut in slices this long, to see Ctrl-C at once
 PID = os.getpid()
 
@@ -70,6 +71,13 @@ def connect_socket(ctx, endpoints):
     sock.setsockopt(zmq.IMMEDIATE, 1)
     # LINGER 0: Ctrl-C exits at once instead of waiting to deliver a request.
     sock.setsockopt(zmq.LINGER, 0)
+    # Heartbeats: a peer that is frozen (Ctrl-Z, a closed laptop) or cut off
+    # keeps its TCP connection open while answering nothing. libzmq pings every
+    # peer each second and drops a connection silent for three, so a silent
+    # peer costs one detection delay, not the whole outage. libzmq's own I/O
+    # thread answers the pings, so a peer that is merely slow is never dropped.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     for endpoint in endpoints:
         port = endpoint.rpartition(":")[2]
         if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:

@@ -38,6 +38,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 BROKER_ENDPOINT = "tcp://127.0.0.1:5560"  # the broker's back, for servers
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the echo
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
@@ -63,6 +64,13 @@ def connect_socket(ctx, endpoints, max_size):
     # default is forever: a server whose client vanished would never exit. 0 would
     # drop the reply sent just before Ctrl-C. Half a second lets it leave.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
+    # Heartbeats: a peer that is frozen (Ctrl-Z, a closed laptop) or cut off
+    # keeps its TCP connection open while answering nothing. libzmq pings every
+    # peer each second and drops a connection silent for three, so a silent
+    # peer costs one detection delay, not the whole outage. libzmq's own I/O
+    # thread answers the pings, so a peer that is merely slow is never dropped.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     # A frame over max_size makes libzmq drop that connection.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
     # The monitor reports connections made and lost. It must exist before the

@@ -59,6 +59,7 @@ BACKEND_ENDPOINT = "tcp://127.0.0.1:5560"  # servers (mrep.py) connect here
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the broker itself needs besides its connections
+HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # how often the main loop looks up to see if it must stop
 PID = os.getpid()
 
@@ -86,6 +87,13 @@ def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
     # LINGER 0: on exit, drop messages in flight; the clients will resend them.
     sock.setsockopt(zmq.LINGER, 0)
+    # Heartbeats: a peer that is frozen (Ctrl-Z, a closed laptop) or cut off
+    # keeps its TCP connection open while answering nothing. libzmq pings every
+    # peer each second and drops a connection silent for three, so a silent
+    # peer costs one detection delay, not the whole outage. libzmq's own I/O
+    # thread answers the pings, so a peer that is merely slow is never dropped.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     # A frame over max_size makes libzmq drop that peer's connection, so one
     # peer cannot make the broker buffer gigabytes. The others are unaffected.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)

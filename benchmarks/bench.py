@@ -249,6 +249,8 @@ def hold_clients(ctx, front, n, seconds):
     for _ in range(n):
         sock = ctx.socket(zmq.REQ)
         sock.linger = 0
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # as mreq.py does
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         sock.connect(front)
         sock.send(PAYLOAD)
         poller.register(sock, zmq.POLLIN)
@@ -282,6 +284,8 @@ def hold_clients(ctx, front, n, seconds):
             sent = sent_at.pop(k)
             latencies.append(time.perf_counter() - sent)
             heapq.heappush(due, (sent + 1.0, k))
+    now = time.perf_counter()
+    storm["stuck"] = sum(1 for sent in sent_at.values() if now - sent > 5.0)  # never answered
     for sock in socks:
         sock.close()
     return storm, latencies
@@ -300,6 +304,7 @@ def measure_connections(ctx, spawn, counts, seconds):
                 "clients": n,
                 "storm_answered": storm["answered"],
                 "storm_last_answered_s": storm["last_answered_s"],
+                "unanswered_after_storm": storm["stuck"],
                 "replies_per_s": len(latencies) / seconds,
                 "p99_ms": percentile(latencies, 0.99) * 1e3 if latencies else None,
                 "broker_rss_mb": rss_mb(broker.pid),

@@ -30,6 +30,7 @@ ECHO_RE = re.compile(
     r"^\d\d-\d\d-\d\d \d\d:\d\d:\d\d python \(pid=(\d+)\) received the original data: "
     r"([qwertyuiop]{10} \(from client pid=(\d+)\))$"
 )
+OWNER_RE = re.compile(r"\(from client pid=(\d+)\)$")
 SERVER_GOT_RE = re.compile(r"^python: received '(.*)' from client\.$")
 SHA_BACK_RE = re.compile(
     r"^python \(pid=(\d+)\): sending back sha1 of the received data: ([0-9a-f]{40})$"

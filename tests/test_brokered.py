@@ -15,6 +15,7 @@ import pytest
 from conftest import (
     ECHO_BACK_RE,
     ECHO_RE,
+    OWNER_RE,
     RESEND_RE,
     SERVER_GOT_RE,
     check_echo_client,
@@ -24,8 +25,6 @@ from conftest import (
     start_worker,
     worst_gap,
 )
-
-OWNER_RE = re.compile(r"\(from client pid=(\d+)\)$")
 
 
 def start_clients(spawn, fronts, n, *args):
