@@ -52,16 +52,20 @@ from harness import (  # noqa: E402  (the process harness is shared with the tes
     start_worker,
 )
 
+STALL_TIMEOUT = 1.0  # the clients' --timeout in the fail-over and silent-fault figures
 TARGETS = {
     "latency_ratio_max": 2.2,
     "broker_cpu_ratio_max": 0.65,
     "efficiency_at_8_min": 0.90,
     "stall_over_timeout_max": 0.2,
     "client_overhead_ratio_max": 1.15,
+    # Detection takes up to a ping interval (1 s) plus the heartbeat timeout (3 s);
+    # then a request dealt to the silent peer costs one --timeout.
+    "silent_back_within_s": 1 + 3 + STALL_TIMEOUT + 0.5,
+    "silent_rate_during_min": 0.9,
 }
 SCALING_WORK = 0.02  # seconds of simulated work per request
 SCALING_SERVERS = [1, 2, 4, 8]
-STALL_TIMEOUT = 1.0
 PAYLOAD = b"benchmark payload"
 ECHO_RE = re.compile(r" received the original data: ")
 
@@ -234,6 +238,56 @@ def measure_stall(spawn, settle_replies):
     }
 
 
+def reply_times(clients):
+    times = []
+    for client in clients:
+        with client.changed:
+            times += [t for t, line in client.stamped if ECHO_RE.search(line)]
+    return sorted(times)
+
+
+def rate(times, start, end):
+    return sum(1 for t in times if start <= t < end) / (end - start)
+
+
+def measure_silent_fault(spawn, victim_kind, before_s, frozen_s):
+    """4 mreq.py (--interval 0.05 --timeout 1) through 3 servers; SIGSTOP one server,
+    or one of two brokers. All clients' replies/s before and during the freeze, and
+    how long after the freeze every 1 s window from then on has 90% of the rate."""
+    brokers = [start_broker(spawn) for _ in range(2 if victim_kind == "broker" else 1)]
+    fronts, backs = [front for _, front, _ in brokers], [back for _, _, back in brokers]
+    servers = [start_worker(spawn, *backs, args=["--quiet"]) for _ in range(3)]
+    args = ["--connect", ",".join(fronts), "--interval", 0.05, "--timeout", STALL_TIMEOUT]
+    clients = [spawn("mreq.py", *args) for _ in range(4)]
+    for client in clients:
+        client.wait_for(ECHO_RE, count=3)
+    time.sleep(before_s)  # a benchmark measures over time; the tests never sleep
+    victim = brokers[0][0] if victim_kind == "broker" else servers[0]
+    frozen_at = time.monotonic()
+    victim.send(signal.SIGSTOP)
+    time.sleep(frozen_s)
+    thawed_at = time.monotonic()
+    victim.send(signal.SIGCONT)
+    times = reply_times(clients)
+    normal = rate(times, frozen_at - before_s + 0.5, frozen_at)
+    starts = [frozen_at + i * 0.1 for i in range(int((frozen_s - 1) * 10))]
+    back_at = None  # the earliest window start from which every window has 90%
+    for start in reversed(starts):
+        if rate(times, start, start + 1.0) < 0.9 * normal:
+            break
+        back_at = start
+    for proc in [*clients, *servers, *(broker for broker, _, _ in brokers)]:
+        proc.reap()
+    return {
+        "victim": victim_kind,
+        "replies_per_s_before": normal,
+        "replies_per_s_during": rate(times, back_at, thawed_at) if back_at else 0.0,
+        "back_to_90_percent_s": back_at - frozen_at if back_at else None,
+        "frozen_s": frozen_s,
+        "resends": sum(len([ln for ln in c.lines if "resending" in ln]) for c in clients),
+    }
+
+
 def rss_mb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -387,6 +441,13 @@ def verdicts(results):
         "stall": results["stall"]["over_timeout_s"] <= TARGETS["stall_over_timeout_max"],
         "client_overhead": results["client_overhead"]["ratio"]
         <= TARGETS["client_overhead_ratio_max"],
+        "silent_faults": all(
+            f["back_to_90_percent_s"] is not None
+            and f["back_to_90_percent_s"] <= TARGETS["silent_back_within_s"]
+            and f["replies_per_s_during"]
+            >= TARGETS["silent_rate_during_min"] * f["replies_per_s_before"]
+            for f in results["silent_faults"]
+        ),
         "storm_all_answered": all(
             p["storm_answered"] == p["clients"] for p in results["connections"]["points"]
         ),
@@ -427,6 +488,16 @@ def table(results):
             f"<= timeout + 0.2 s: {ok[met['stall']]}",
         )
     )
+    for fault in results["silent_faults"]:
+        back = fault["back_to_90_percent_s"]
+        rows.append(
+            (
+                f"one {fault['victim']} frozen: replies/s before / during, back to 90% after",
+                f"{fault['replies_per_s_before']:.0f} / {fault['replies_per_s_during']:.0f}, "
+                + (f"{back:.1f} s" if back is not None else "never"),
+                f"<= {TARGETS['silent_back_within_s']:g} s, >= 90%: {ok[met['silent_faults']]}",
+            )
+        )
     for point in results["connections"]["points"]:
         rows.append(
             (
@@ -500,9 +571,10 @@ def main():
         reference_broker(args.frontend, args.backend)
         return
 
-    requests, seconds, settle = (1000, 1.0, 5) if args.quick else (6000, 6.0, 20)
+    requests, seconds, settle = (400, 0.5, 5) if args.quick else (6000, 6.0, 20)
     rounds = 2 if args.quick else 6
-    counts, hold, overhead = ([200], 2.0, 300) if args.quick else ([1000, 4000], 10.0, 3000)
+    counts, hold, overhead = ([200], 1.0, 300) if args.quick else ([1000, 4000], 10.0, 3000)
+    freeze = (1.0, 5.0) if args.quick else (4.0, 12.0)  # seconds before, and frozen
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 4000 clients: 4000 files here
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
@@ -518,6 +590,10 @@ def main():
             results["scaling"] = measure_scaling(ctx, spawn, seconds)
             print("measuring fail-over stall...", flush=True)
             results["stall"] = measure_stall(spawn, settle)
+            print("measuring silent faults...", flush=True)
+            results["silent_faults"] = [
+                measure_silent_fault(spawn, kind, *freeze) for kind in ("server", "broker")
+            ]
             print("measuring connections held...", flush=True)
             results["connections"] = measure_connections(ctx, spawn, counts, hold)
             print("measuring client overhead...", flush=True)
