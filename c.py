@@ -99,6 +99,7 @@ class Requester:
 
     def __init__(self, sock, stop):
         self.sock, self.stop = sock, stop
+        self.slice_ms = None  # the socket's RCVTIMEO: set only when it changes
 
     def send(self, data, timeout):
         """Send as soon as a connection takes it; False after timeout s or on Ctrl-C."""
@@ -121,7 +122,9 @@ class Requester:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            self.sock.setsockopt(zmq.RCVTIMEO, slice_ms(left))
+            if self.slice_ms != slice_ms(left):  # shorter only in the last slice
+                self.slice_ms = slice_ms(left)
+                self.sock.setsockopt(zmq.RCVTIMEO, self.slice_ms)
             try:
                 return b"".join(self.sock.recv_multipart())
             except zmq.Again:

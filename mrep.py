@@ -23,6 +23,8 @@ Try:
     not notice, except one whose request was queued for it, which resends;
   * kill -9 one server while it works (--work 2): its client resends after
     its timeout and another server answers;
+  * Ctrl-Z one server (frozen, not dead): within 3 to 4 s the broker's
+    heartbeats drop it and the others take its share; type fg and it rejoins;
   * kill them all: clients pause; start one and it takes the waiting requests;
   * start more: watch the requests spread over all of them.
 """
