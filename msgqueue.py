@@ -208,8 +208,10 @@ def stop_requests():
 def main():
     parser = argparse.ArgumentParser(description="ROUTER/DEALER request-reply broker.")
     arg = parser.add_argument
-    arg("--frontend", default=FRONTEND_ENDPOINT, metavar="EP", help="where clients connect")
-    arg("--backend", default=BACKEND_ENDPOINT, metavar="EP", help="where servers connect")
+    arg("--frontend", default=FRONTEND_ENDPOINT, metavar="EP",
+        help="where clients connect (default %(default)s)")  # fmt: skip
+    arg("--backend", default=BACKEND_ENDPOINT, metavar="EP",
+        help="where servers connect (default %(default)s)")  # fmt: skip
     arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES", help="drop a peer that "
         "sends a bigger frame (default %(default)s)")  # fmt: skip
     arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")

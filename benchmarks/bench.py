@@ -6,17 +6,32 @@ load generator of its own: K REQ sockets in this process, each always with one
 request in flight. Figures are reported as ratios where the machine's speed
 would otherwise decide the number:
 
+What a figure compares is measured in alternating rounds (A, B, B, A, ...
+where the order matters), and the medians of the rounds are reported, so that
+a machine that slows down or speeds up midway weighs on both sides alike.
+
 1. Round-trip latency, direct (REQ to rep.py) against brokered (REQ to
    msgqueue.py to mrep.py): median, p99, and brokered/direct.
 2. Broker cost, 8 clients and 2 servers: msgqueue.py (zmq.proxy) against a
    reference broker written here as the classic Python poll loop (the zguide's
-   rrbroker). Requests/s for each, and the broker process's own CPU time per
-   request, read from /proc.
+   rrbroker), both running. Requests/s for each, and the broker process's own
+   CPU time per request, read from /proc.
 3. Scaling: servers with --work 0.02, 16 clients, 1, 2, 4 and 8 servers;
    requests/s and efficiency against perfect scaling (n / 0.02 requests/s).
 4. Fail-over stall: 8 mreq.py clients through 3 servers with --work 0.05;
    SIGKILL one server, and report the worst extra latency a client saw
    against its --timeout.
+5. Silent faults: 4 mreq.py (--interval 0.05 --timeout 1) through 3 servers;
+   SIGSTOP one server, or one of two brokers, for 12 s. All clients' replies/s
+   before and during the freeze, and the time until every 1 s window from
+   then on has 90% of the rate before.
+6. Connections: 1000 and 4000 REQ sockets connect at once to one broker (a
+   class after a restart) and send a request each: how many are answered, and
+   when the last one is; then each sends one request a second for 10 s:
+   replies/s, p99 and the broker's memory (RSS).
+7. Client overhead: c.py --interval 0 --quiet against a minimal 10-line pyzmq
+   REQ loop on the same rep.py (each pinned to a core of its own): time and
+   CPU per request.
 
     python benchmarks/bench.py            # about a minute; writes benchmarks/results.json
     python benchmarks/bench.py --quick    # a few seconds per figure, for a smoke test
