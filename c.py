@@ -85,7 +85,9 @@ def connect_socket(ctx, endpoints):
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as err:
-            sys.exit(f"c.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}")
+            # A missing "tcp://" is the usual slip: say what was meant.
+            hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+            sys.exit(f"c.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}{hint}")
     return sock
 
 
@@ -199,17 +201,45 @@ def stop_requests():
 def main():
     parser = argparse.ArgumentParser(description="REQ client that checks SHA-1 digests.")
     arg = parser.add_argument
-    arg("--connect", action="append", metavar="EP", help=f"repeatable (default {SERVER_ENDPOINT})")
-    arg("--interval", type=float, default=INTERVAL, metavar="SEC", help="pause (%(default)s s)")
-    arg("--count", type=int, metavar="N", help="exit after N replies (default: never)")
-    arg("--timeout", type=float, default=TIMEOUT, metavar="SEC", help="resend (%(default)s s)")
-    arg("--retries", type=int, metavar="N", help="give up after N resends (default: never)")
+    arg("--connect", action="append", metavar="EP", help="server to ask, as tcp://HOST:PORT;"
+        " repeat the flag, or separate endpoints with commas, to spread requests over"
+        f" several (default {SERVER_ENDPOINT})")  # fmt: skip
+    arg(
+        "--interval",
+        type=float,
+        default=INTERVAL,
+        metavar="SECONDS",
+        help="pause between a reply and the next request (default %(default)s; 0: none)",
+    )
+    arg(
+        "--count",
+        type=int,
+        metavar="N",
+        help="stop after N replies; exit 1 if any did not match (default: never stop)",
+    )
+    arg(
+        "--timeout",
+        type=float,
+        default=TIMEOUT,
+        metavar="SECONDS",
+        help="resend a request after this long without its reply (default %(default)s)",
+    )
+    arg(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="give up (exit 1) after resending one request N times (default: never)",
+    )
     arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
-    if not (0 <= args.interval <= 86400 and 0 < args.timeout <= 86400):  # and not nan
-        parser.error("--interval must be 0 to 86400 seconds, --timeout over 0 up to 86400")
-    if (args.count is not None and args.count < 1) or (args.retries or 0) < 0:
-        parser.error("--count must be at least 1 and --retries at least 0")
+    if not 0 <= args.interval <= 86400:  # "not <=" also refuses nan
+        parser.error("--interval must be 0 to 86400 seconds")
+    if not 0 < args.timeout <= 86400:
+        parser.error("--timeout must be over 0 and at most 86400 seconds")
+    if args.count is not None and args.count < 1:
+        parser.error("--count must be at least 1")
+    if args.retries is not None and args.retries < 0:
+        parser.error("--retries must be 0 or more")
     endpoints = [ep for arg in args.connect or [SERVER_ENDPOINT] for ep in arg.split(",") if ep]
 
     stop = stop_requests()

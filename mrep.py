@@ -85,7 +85,9 @@ def connect_socket(ctx, endpoints, max_size):
         try:
             sock.connect(endpoint)
         except zmq.ZMQError as err:
-            sys.exit(f"mrep.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}")
+            # A missing "tcp://" is the usual slip: say what was meant.
+            hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+            sys.exit(f"mrep.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}{hint}")
     return sock, monitor
 
 
@@ -175,26 +177,20 @@ def serve(sock, monitor, stop, work, quiet):
 
 def main():
     parser = argparse.ArgumentParser(description="Echo REP server behind the broker.")
-    parser.add_argument(
-        "--connect",
-        action="append",
-        metavar="EP",
-        help=f"broker back endpoint, repeatable or comma-separated (default {BROKER_ENDPOINT})",
-    )
-    parser.add_argument(
-        "--work", type=float, default=0.0, metavar="SECONDS", help="simulated work per request"
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        default=MAX_SIZE,
-        metavar="BYTES",
-        help=f"drop a peer that sends a bigger frame (default {MAX_SIZE})",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no per-request lines")
+    arg = parser.add_argument
+    arg("--connect", action="append", metavar="EP", help="broker back end to serve, as"
+        " tcp://HOST:PORT; repeat the flag, or separate endpoints with commas, to serve"
+        f" several brokers (default {BROKER_ENDPOINT})")  # fmt: skip
+    arg("--work", type=float, default=0.0, metavar="SECONDS",
+        help="pretend to work this long on each request (default 0)")  # fmt: skip
+    arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES",
+        help="drop a peer that sends a bigger frame (default %(default)s)")  # fmt: skip
+    arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
-    if not 0 <= args.work <= 86400 or args.max_size < 1:  # "not <=" also refuses nan
-        parser.error("--work must be 0 to 86400 seconds and --max-size at least 1")
+    if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
+        parser.error("--work must be 0 to 86400 seconds")
+    if args.max_size < 1:
+        parser.error("--max-size must be at least 1")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
 
     stop = stop_requests()

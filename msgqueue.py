@@ -114,7 +114,9 @@ def bind(sock, endpoint):
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
-        sys.exit(f"msgqueue.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}")
+        # A missing "tcp://" is the usual slip: say what was meant.
+        hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+        sys.exit(f"msgqueue.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}{hint}")
     return sock.LAST_ENDPOINT.decode()
 
 
@@ -209,9 +211,9 @@ def main():
     parser = argparse.ArgumentParser(description="ROUTER/DEALER request-reply broker.")
     arg = parser.add_argument
     arg("--frontend", default=FRONTEND_ENDPOINT, metavar="EP",
-        help="where clients connect (default %(default)s)")  # fmt: skip
+        help="where clients connect, as tcp://HOST:PORT (default %(default)s)")  # fmt: skip
     arg("--backend", default=BACKEND_ENDPOINT, metavar="EP",
-        help="where servers connect (default %(default)s)")  # fmt: skip
+        help="where servers connect, as tcp://HOST:PORT (default %(default)s)")  # fmt: skip
     arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES", help="drop a peer that "
         "sends a bigger frame (default %(default)s)")  # fmt: skip
     arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")

@@ -15,13 +15,14 @@ Run it in one terminal, then c.py in as many others as you like:
 
     python rep.py                          # serves tcp://127.0.0.1:5556
     python rep.py --bind 'tcp://*:5556'    # also reachable from other machines
+    python rep.py --work 2                 # two seconds of "work" per request
 
 Try:
-  * several c.py at once: each pid gets back only digests of its own data;
+  * several c.py at once: each checks every digest against what it sent;
   * Ctrl-C this server while clients run: it answers the request in hand and
     exits; the clients say they are waiting, and carry on when you restart it;
-  * kill -9 it instead: the same, and the client whose request died with it
-    resends that request to the new server.
+  * start it with --work 2 and kill -9 it while it works: the client whose
+    request died with it resends that request to the server you restart.
 """
 
 import argparse
@@ -29,6 +30,7 @@ import hashlib
 import os
 import signal
 import sys
+import time
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -111,17 +113,22 @@ def bind_socket(ctx, endpoint, max_size):
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
-        sys.exit(f"rep.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}")
+        # A missing "tcp://" is the usual slip: say what was meant.
+        hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+        sys.exit(f"rep.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}{hint}")
     return sock, monitor
 
 
-def answer_one(sock, quiet):
+def answer_one(sock, work, quiet):
     # A request may have several frames; the digest covers all of their bytes.
     # REP has already stripped the envelope (who asked) and will put it back.
     data = b"".join(sock.recv_multipart())
-    digest = hashlib.sha1(data).hexdigest()
     if not quiet:
         say(f"python: received '{printable(data)}' from client.")
+    if work:
+        time.sleep(work)
+    digest = hashlib.sha1(data).hexdigest()
+    if not quiet:
         say(f"python (pid={PID}): sending back sha1 of the received data: {digest}")
     sock.send_string(digest)
 
@@ -135,7 +142,7 @@ def stop_requests():
     return requested
 
 
-def serve(sock, monitor, stop, quiet):
+def serve(sock, monitor, stop, work, quiet):
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     poller.register(monitor, zmq.POLLIN)
@@ -143,7 +150,7 @@ def serve(sock, monitor, stop, quiet):
     while not stop:
         ready = dict(poller.poll(POLL_MS))
         if sock in ready:
-            answer_one(sock, quiet)
+            answer_one(sock, work, quiet)
         if monitor in ready:
             event = recv_monitor_message(monitor)
             if event["event"] == zmq.EVENT_ACCEPT_FAILED and not refusing:
@@ -156,21 +163,17 @@ def serve(sock, monitor, stop, quiet):
 
 def main():
     parser = argparse.ArgumentParser(description="SHA-1 REP server (the architect).")
-    parser.add_argument(
-        "--bind",
-        default=BIND_ENDPOINT,
-        metavar="EP",
-        help=f"endpoint to bind (default {BIND_ENDPOINT})",
-    )
-    parser.add_argument(
-        "--max-size",
-        type=int,
-        default=MAX_SIZE,
-        metavar="BYTES",
-        help=f"drop a peer that sends a bigger frame (default {MAX_SIZE})",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no per-request lines")
+    arg = parser.add_argument
+    arg("--bind", default=BIND_ENDPOINT, metavar="EP", help="where to serve, as"
+        " tcp://HOST:PORT; tcp://*:5556 serves every network (default %(default)s)")  # fmt: skip
+    arg("--work", type=float, default=0.0, metavar="SECONDS",
+        help="pretend to work this long on each request (default 0)")  # fmt: skip
+    arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES",
+        help="drop a peer that sends a bigger frame (default %(default)s)")  # fmt: skip
+    arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
+    if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
+        parser.error("--work must be 0 to 86400 seconds")
     if args.max_size < 1:
         parser.error("--max-size must be at least 1")
 
@@ -181,7 +184,7 @@ def main():
         sock, monitor = bind_socket(ctx, args.bind, args.max_size)
         limit = f" (room for {room} connections)" if room else ""
         say(f"python (pid={PID}): serving sha1 on {sock.LAST_ENDPOINT.decode()}{limit}")
-        serve(sock, monitor, stop, args.quiet)
+        serve(sock, monitor, stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")
     finally:
         ctx.destroy()

@@ -29,7 +29,10 @@ a machine that slows down or speeds up midway weighs on both sides alike.
    class after a restart) and send a request each: how many are answered, and
    when the last one is; then each sends one request a second for 10 s:
    replies/s, p99 and the broker's memory (RSS).
-7. Client overhead: c.py --interval 0 --quiet against a minimal 10-line pyzmq
+7. One slow server: 16 mreq.py clients through 4 servers with --work 0.01,
+   then with one of the four at --work 0.5: replies/s and resends. DEALER's
+   round-robin is blind to load, and this shows what that costs.
+8. Client overhead: c.py --interval 0 --quiet against a minimal 10-line pyzmq
    REQ loop on the same rep.py (each pinned to a core of its own): time and
    CPU per request.
 
@@ -303,6 +306,34 @@ def measure_silent_fault(spawn, victim_kind, before_s, frozen_s):
     }
 
 
+def measure_slow_server(spawn, seconds):
+    """16 mreq.py clients (--interval 0, default --timeout) through 4 servers with
+    --work 0.01: all four fast, then one of them with --work 0.5 instead. DEALER
+    deals round-robin, blind to how busy a server is: every fourth request waits
+    behind the slow one. Replies/s of all clients, and their resends."""
+    result = {"clients": 16, "seconds": seconds}
+    for case, works in (("all_fast", [0.01] * 4), ("one_slow", [0.01] * 3 + [0.5])):
+        _, front, back = start_broker(spawn)
+        servers = [start_worker(spawn, back, args=["--quiet", "--work", w]) for w in works]
+        clients = [spawn("mreq.py", "--connect", front, "--interval", 0) for _ in range(16)]
+        for client in clients:
+            client.wait_for(ECHO_RE)
+        began = time.monotonic()
+        time.sleep(seconds)  # a benchmark measures over time; the tests never sleep
+        times = reply_times(clients)
+        resends = sum(
+            1 for c in clients for t, line in c.stamped if t >= began and "resending" in line
+        )
+        result[case] = {
+            "works": works,
+            "replies_per_s": rate(times, began, began + seconds),
+            "resends": resends,
+        }
+        for proc in [*clients, *servers]:
+            proc.reap()
+    return result
+
+
 def rss_mb(pid):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -521,6 +552,18 @@ def table(results):
                 f"<= {TARGETS['silent_back_within_s']:g} s, >= 90%: {ok[met['silent_faults']]}",
             )
         )
+    slow = results["slow_server"]
+    for case, label in (
+        ("all_fast", "4 servers --work 0.01"),
+        ("one_slow", "same, one --work 0.5"),
+    ):
+        rows.append(
+            (
+                f"{label}, 16 clients: replies/s, resends",
+                f"{slow[case]['replies_per_s']:.0f}/s, {slow[case]['resends']}",
+                "",
+            )
+        )
     for point in results["connections"]["points"]:
         rows.append(
             (
@@ -598,6 +641,7 @@ def main():
     rounds = 2 if args.quick else 6
     counts, hold, overhead = ([200], 1.0, 300) if args.quick else ([1000, 4000], 10.0, 3000)
     freeze = (1.0, 5.0) if args.quick else (4.0, 12.0)  # seconds before, and frozen
+    slow_seconds = 2.0 if args.quick else 10.0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 4000 clients: 4000 files here
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
@@ -617,6 +661,8 @@ def main():
             results["silent_faults"] = [
                 measure_silent_fault(spawn, kind, *freeze) for kind in ("server", "broker")
             ]
+            print("measuring one slow server...", flush=True)
+            results["slow_server"] = measure_slow_server(spawn, slow_seconds)
             print("measuring connections held...", flush=True)
             results["connections"] = measure_connections(ctx, spawn, counts, hold)
             print("measuring client overhead...", flush=True)

@@ -43,6 +43,8 @@ def test_quick_benchmark_records_every_figure(tmp_path):
     assert set(results["targets_met"]) == {"latency_ratio", "broker_cpu_ratio",
                                            "efficiency_at_8", "stall", "client_overhead",
                                            "storm_all_answered", "silent_faults"}  # fmt: skip
+    slow = results["slow_server"]
+    assert slow["all_fast"]["replies_per_s"] > 0 and slow["one_slow"]["replies_per_s"] > 0
     faults = results["silent_faults"]
     assert [f["victim"] for f in faults] == ["server", "broker"]
     assert all(f["replies_per_s_before"] > 0 for f in faults)

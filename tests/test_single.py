@@ -2,9 +2,11 @@
 
 import contextlib
 import hashlib
+import os
 import re
 import signal
 import site
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -14,13 +16,16 @@ import zmq
 from conftest import (
     DIGEST_RE,
     RESEND_RE,
+    ROOT,
     SENT_RE,
     SERVER_GOT_RE,
     SHA_BACK_RE,
     WAIT,
     check_line_formats,
     check_sha_client,
+    start_broker,
     start_rep,
+    start_worker,
 )
 
 
@@ -178,16 +183,49 @@ def test_port_in_use_is_one_clear_line(spawn):
         ("c.py", ["--interval", "x"]),
         ("c.py", ["--retries", "-1"]),
         ("mreq.py", ["--interval", "-1"]),
+        ("mreq.py", ["--count", "-3"]),
         ("mrep.py", ["--work", "nan"]),
+        ("mrep.py", ["--max-size", "0"]),
+        ("rep.py", ["--work", "-1"]),
         ("rep.py", ["--max-size", "0"]),
         ("msgqueue.py", ["--max-size", "-5"]),
     ],
 )
-def test_bad_numbers_are_refused_by_argparse(spawn, script, args):
+def test_bad_numbers_are_refused_by_argparse_naming_only_that_flag(spawn, script, args):
     proc = spawn(script, *args)
     assert proc.wait() == 2
     assert f"{script}: error: " in proc.stderr and "Traceback" not in proc.stderr
+    error = proc.stderr.splitlines()[-1]
+    assert args[0] in error
+    assert not set(re.findall(r"--[\w-]+", error)) - {args[0]}, "it talks about one flag"
     assert proc.lines == []
+
+
+@pytest.mark.parametrize(
+    ("script", "flag"),
+    [("c.py", "--connect"), ("mreq.py", "--connect"), ("mrep.py", "--connect"),
+     ("rep.py", "--bind"), ("msgqueue.py", "--frontend"), ("msgqueue.py", "--backend")],
+)  # fmt: skip
+def test_endpoint_without_tcp_gets_a_hint(spawn, script, flag):
+    proc = spawn(script, flag, "localhost:5556")
+    assert proc.wait() != 0
+    assert proc.stderr.endswith("(did you mean tcp://localhost:5556?)")
+    assert len(proc.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("script", ["c.py", "mreq.py", "mrep.py", "rep.py", "msgqueue.py"])
+def test_help_shows_the_endpoint_form_and_every_flag_in_words(script):
+    shown = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "tcp://HOST:PORT" in shown
+    for cryptic in ("pause (", "resend (", "repeatable (default"):
+        assert cryptic not in shown
+
+
+def test_scripts_are_executable():
+    for script in ("c.py", "mreq.py", "mrep.py", "rep.py", "msgqueue.py"):
+        assert os.access(ROOT / script, os.X_OK), script
 
 
 def test_installing_the_project_adds_no_modules_named_c_or_rep():
@@ -214,3 +252,27 @@ def test_client_spread_over_two_servers_survives_losing_one(spawn):
     assert len(client.matches(RESEND_RE)) <= 1
     rep_b.stop()
     assert len(rep_a.matches(SHA_BACK_RE)) + len(rep_b.matches(SHA_BACK_RE)) >= 20
+
+
+def test_count_ends_even_when_every_reply_mismatches(spawn):
+    # The issue a newcomer hit: c.py pointed at the broker gets echoes, not digests.
+    _, front, back = start_broker(spawn)
+    start_worker(spawn, back)
+    client = spawn("c.py", "--connect", front, "--count", 2, "--interval", 0)
+    assert client.wait() == 1
+    assert len([line for line in client.lines if "sha1 mismatch" in line]) == 2
+    assert client.lines[-1].endswith("done, 0 replies verified, 2 mismatched")
+
+
+def test_server_killed_while_it_works_the_request_is_resent_to_the_next(spawn):
+    rep, endpoint = start_rep(spawn, "--work", 5)
+    client = spawn("c.py", "--connect", endpoint, "--count", 1, "--timeout", 0.5)
+    held = rep.wait_for(SERVER_GOT_RE).group(1)  # received, and now "working"
+    rep.send(signal.SIGKILL)
+    rep.wait()
+    assert not rep.matches(SHA_BACK_RE)
+    client.wait_for(RESEND_RE)
+    restarted, _ = start_rep(spawn, bind=endpoint)
+    check_sha_client(client, 1)
+    restarted.stop()
+    assert [m.group(1) for m in restarted.matches(SERVER_GOT_RE)][0] == held
