@@ -104,6 +104,11 @@ def bind_socket(ctx, endpoint, max_size):
     # A frame over max_size makes libzmq drop that peer's connection, so one
     # client cannot make the server buffer gigabytes. The others are unaffected.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    # Clients name themselves (ROUTING_ID). One that reconnects before this
+    # server noticed its old connection die (this server was frozen, or the
+    # network was down) must take its name over: without HANDOVER, REP ignores
+    # the new connection for good, and every request dealt to it is lost.
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     # libzmq's default backlog is 100: a class connecting at once would overflow
     # it, and the overflow waits seconds to retry.
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
