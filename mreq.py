@@ -206,32 +206,14 @@ def main():
     arg("--connect", action="append", metavar="EP", help="broker to ask, as tcp://HOST:PORT;"
         " repeat the flag, or separate endpoints with commas, to spread requests over"
         f" several (default {BROKER_ENDPOINT})")  # fmt: skip
-    arg(
-        "--interval",
-        type=float,
-        default=INTERVAL,
-        metavar="SECONDS",
-        help="pause between a reply and the next request (default %(default)s; 0: none)",
-    )
-    arg(
-        "--count",
-        type=int,
-        metavar="N",
-        help="stop after N replies; exit 1 if any did not match (default: never stop)",
-    )
-    arg(
-        "--timeout",
-        type=float,
-        default=TIMEOUT,
-        metavar="SECONDS",
-        help="resend a request after this long without its reply (default %(default)s)",
-    )
-    arg(
-        "--retries",
-        type=int,
-        metavar="N",
-        help="give up (exit 1) after resending one request N times (default: never)",
-    )
+    arg("--interval", type=float, default=INTERVAL, metavar="SECONDS",
+        help="pause after each reply, before the next request (default %(default)s)")  # fmt: skip
+    arg("--count", type=int, metavar="N",
+        help="stop after N replies; exit 1 if any did not match (default: never stop)")  # fmt: skip
+    arg("--timeout", type=float, default=TIMEOUT, metavar="SECONDS",
+        help="resend a request unanswered for this long (default %(default)s)")  # fmt: skip
+    arg("--retries", type=int, metavar="N",
+        help="give up (exit 1) after resending one request N times (default: never)")  # fmt: skip
     arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
     if not 0 <= args.interval <= 86400:  # "not <=" also refuses nan
