@@ -122,8 +122,8 @@ class Connections:
             else:
                 if endpoint not in self.retry_in:
                     say(
-                        f"python (pid={PID}): {endpoint} hung up before the ZeroMQ handshake"
-                        " finished: not a broker's back end? Trying again now and then"
+                        f"python (pid={PID}): no ZeroMQ handshake with {endpoint} (not a"
+                        " broker's back end, or not answering); trying again now and then"
                     )
                 wait = self.retry_in.get(endpoint, RETRY_FIRST)
                 self.retry_in[endpoint] = min(2 * wait, RETRY_MAX)

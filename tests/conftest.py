@@ -80,8 +80,8 @@ LINE_FORMATS = {
         rf"{_ME} echo server connecting to tcp://\S+(, tcp://\S+)*",
         rf"{_ME} connected to broker at tcp://\S+",
         rf"{_ME} lost broker at tcp://\S+, reconnecting",
-        rf"{_ME} tcp://\S+ hung up before the ZeroMQ handshake finished: "
-        r"not a broker's back end\? Trying again now and then",
+        rf"{_ME} no ZeroMQ handshake with tcp://\S+ \(not a broker's back end, or not "
+        r"answering\); trying again now and then",
         SERVER_GOT_RE.pattern,
         ECHO_BACK_RE.pattern,
         rf"{_ME} stopped",
