@@ -134,8 +134,11 @@ class Requester:
 
     def pause(self, seconds):
         deadline = time.monotonic() + seconds
-        while not self.stop and time.monotonic() < deadline:
-            time.sleep(min(POLL_MS / 1000, deadline - time.monotonic()))
+        while not self.stop:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(POLL_MS / 1000, left))
 
 
 def request(requester, data, timeout, retries):
