@@ -45,6 +45,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -61,6 +62,7 @@ BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class
 SPARE_FILES = 32  # open files the broker itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # how often the main loop looks up to see if it must stop
+REFUSING_EVERY = 10  # seconds: libzmq retries a refused connection at once; a line, not a flood
 PID = os.getpid()
 
 
@@ -134,19 +136,17 @@ class Broker:
         self.frontend, self.backend = frontend, backend
         self.handshaking = []  # back-end connections (their file numbers) not yet servers
         self.servers = set()
-        self.refusing = False  # True while connections are refused for lack of files
+        self.next_refusing_line = 0.0  # no "refusing" line before this time.monotonic()
         self.proxy = None
         self.control = ctx.socket(zmq.PAIR)
         self.control.bind("inproc://proxy-control")
         self.proxy_end = ctx.socket(zmq.PAIR)
         self.proxy_end.connect("inproc://proxy-control")
 
-    def follow(self, event, back):
+    def follow(self, event):
         kind, fd = event["event"], event["value"]
         if kind == zmq.EVENT_ACCEPTED:
-            self.refusing = False
-            if back:
-                self.handshaking.append(fd)
+            self.handshaking.append(fd)
         elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED and self.handshaking:
             # The event does not say which connection; handshakes take one round
             # trip, so it is the newest one. Junk (a port scan, HTTP) never gets here.
@@ -159,8 +159,8 @@ class Broker:
                 say(f"python (pid={PID}): no server connected, requests wait")
         elif kind == zmq.EVENT_DISCONNECTED and fd in self.handshaking:
             self.handshaking.remove(fd)  # never a server: it failed its handshake
-        elif kind == zmq.EVENT_ACCEPT_FAILED and not self.refusing:
-            self.refusing = True  # one line, not one per retry: libzmq retries at once
+        elif kind == zmq.EVENT_ACCEPT_FAILED and time.monotonic() > self.next_refusing_line:
+            self.next_refusing_line = time.monotonic() + REFUSING_EVERY
             say(
                 f"python (pid={PID}): refusing connections: {zmq.strerror(fd)};"
                 " raise the open-file limit (ulimit -n) or start another broker"
@@ -192,7 +192,7 @@ class Broker:
         try:
             while not stop:
                 for monitor, _ in poller.poll(POLL_MS):
-                    self.follow(recv_monitor_message(monitor), monitor is back_monitor)
+                    self.follow(recv_monitor_message(monitor))
                 self.start_or_stop_proxy()
         finally:
             self.stop_proxy()
@@ -231,10 +231,10 @@ def main():
         frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         backend = new_socket(ctx, zmq.DEALER, args.max_size)
         # Monitors before binding, or a server that connects at once is missed.
-        events = zmq.EVENT_ACCEPTED | zmq.EVENT_ACCEPT_FAILED
-        front_monitor = frontend.get_monitor_socket(events)
-        servers = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
-        back_monitor = backend.get_monitor_socket(events | servers)
+        refused = zmq.EVENT_ACCEPT_FAILED
+        front_monitor = frontend.get_monitor_socket(refused)
+        servers = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+        back_monitor = backend.get_monitor_socket(refused | servers)
         front, back = bind(frontend, args.frontend), bind(backend, args.backend)
         limit = f" (room for {room} connections)" if room else ""
         say(f"python (pid={PID}): broker up, clients on {front}, servers on {back}{limit}")

@@ -45,6 +45,7 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the server itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
+REFUSING_EVERY = 10  # seconds: libzmq retries a refused connection at once; a line, not a flood
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the digest
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
@@ -113,7 +114,7 @@ def bind_socket(ctx, endpoint, max_size):
     # it, and the overflow waits seconds to retry.
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
     # The monitor reports a connection refused for lack of open files.
-    monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_ACCEPT_FAILED)
+    monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
     check_port(endpoint)
     try:
         sock.bind(endpoint)
@@ -151,19 +152,19 @@ def serve(sock, monitor, stop, work, quiet):
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     poller.register(monitor, zmq.POLLIN)
-    refusing = False  # libzmq retries a refused connection at once: one line, not a flood
+    next_refusing_line = 0.0  # no "refusing" line before this time.monotonic()
     while not stop:
         ready = dict(poller.poll(POLL_MS))
         if sock in ready:
             answer_one(sock, work, quiet)
         if monitor in ready:
-            event = recv_monitor_message(monitor)
-            if event["event"] == zmq.EVENT_ACCEPT_FAILED and not refusing:
+            error = recv_monitor_message(monitor)["value"]  # a connection refused
+            if time.monotonic() > next_refusing_line:
+                next_refusing_line = time.monotonic() + REFUSING_EVERY
                 say(
-                    f"python (pid={PID}): refusing connections: {zmq.strerror(event['value'])};"
+                    f"python (pid={PID}): refusing connections: {zmq.strerror(error)};"
                     " raise the open-file limit (ulimit -n)"
                 )
-            refusing = event["event"] == zmq.EVENT_ACCEPT_FAILED
 
 
 def main():
