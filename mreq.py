@@ -90,42 +90,39 @@ def connect_socket(ctx, endpoints):
     return sock
 
 
-def slice_ms(seconds):
-    return max(1, min(POLL_MS, int(seconds * 1000)))
-
-
 class Requester:
     """The REQ socket, waited on in slices of POLL_MS so that Ctrl-C is seen within
     a slice, even where a signal cannot interrupt a blocking call (Windows)."""
 
     def __init__(self, sock, stop):
         self.sock, self.stop = sock, stop
-        self.slice_ms = None  # the socket's RCVTIMEO: set only when it changes
+        self.rcvtimeo = None  # the socket's RCVTIMEO: set only when it changes
+
+    def slices(self, seconds):
+        """The length in ms of each slice of a wait, until `seconds` pass or Ctrl-C."""
+        deadline = time.monotonic() + seconds
+        while not self.stop:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            yield max(1, min(POLL_MS, int(left * 1000)))
 
     def send(self, data, timeout):
         """Send as soon as a connection takes it; False after timeout s or on Ctrl-C."""
-        deadline = time.monotonic() + timeout
-        while not self.stop:
+        for ms in self.slices(timeout):
             try:
                 self.sock.send(data, zmq.NOBLOCK)
                 return True
             except zmq.Again:  # IMMEDIATE: nothing is connected; wait until something is
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.sock.poll(slice_ms(left), zmq.POLLOUT)
+                self.sock.poll(ms, zmq.POLLOUT)
         return False
 
     def receive(self, timeout):
         """The reply to the last request; None after timeout s or on Ctrl-C."""
-        deadline = time.monotonic() + timeout
-        while not self.stop:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            if self.slice_ms != slice_ms(left):  # shorter only in the last slice
-                self.slice_ms = slice_ms(left)
-                self.sock.setsockopt(zmq.RCVTIMEO, self.slice_ms)
+        for ms in self.slices(timeout):
+            if ms != self.rcvtimeo:  # shorter only in the last slice
+                self.rcvtimeo = ms
+                self.sock.setsockopt(zmq.RCVTIMEO, ms)
             try:
                 return b"".join(self.sock.recv_multipart())
             except zmq.Again:
@@ -133,12 +130,8 @@ class Requester:
         return None
 
     def pause(self, seconds):
-        deadline = time.monotonic() + seconds
-        while not self.stop:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(POLL_MS / 1000, left))
+        for ms in self.slices(seconds):
+            time.sleep(ms / 1000)
 
 
 def request(requester, data, timeout, retries):
