@@ -66,11 +66,9 @@ def connect_socket(ctx, endpoints, max_size):
     # default is forever: a server whose client vanished would never exit. 0 would
     # drop the reply sent just before Ctrl-C. Half a second lets it leave.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
-    # Heartbeats: a peer that is frozen (Ctrl-Z, a closed laptop) or cut off
-    # keeps its TCP connection open while answering nothing. libzmq pings every
-    # peer each second and drops a connection silent for three, so a silent
-    # peer costs one detection delay, not the whole outage. libzmq's own I/O
-    # thread answers the pings, so a peer that is merely slow is never dropped.
+    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
+    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
+    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     # A frame over max_size makes libzmq drop that connection.

@@ -70,11 +70,9 @@ def connect_socket(ctx, endpoints):
     sock.setsockopt(zmq.IMMEDIATE, 1)
     # LINGER 0: Ctrl-C exits at once instead of waiting to deliver a request.
     sock.setsockopt(zmq.LINGER, 0)
-    # Heartbeats: a peer that is frozen (Ctrl-Z, a closed laptop) or cut off
-    # keeps its TCP connection open while answering nothing. libzmq pings every
-    # peer each second and drops a connection silent for three, so a silent
-    # peer costs one detection delay, not the whole outage. libzmq's own I/O
-    # thread answers the pings, so a peer that is merely slow is never dropped.
+    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
+    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
+    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     for endpoint in endpoints:
