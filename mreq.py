@@ -68,8 +68,6 @@ def connect_socket(ctx, endpoints):
     # server that is down. With none up, the socket is not writable, and the
     # client waits for one (below) instead of parking the request.
     sock.setsockopt(zmq.IMMEDIATE, 1)
-    # LINGER 0: Ctrl-C exits at once instead of waiting to deliver a request.
-    sock.setsockopt(zmq.LINGER, 0)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
     # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
@@ -227,6 +225,7 @@ def main():
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
         status = run(Requester(sock, stop), args)
     finally:
+        # LINGER 0 on every socket: Ctrl-C exits at once, not once a request is delivered.
         ctx.destroy(linger=0)
     sys.exit(status)
 

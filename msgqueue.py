@@ -87,8 +87,6 @@ def raise_open_file_limit():
 
 def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
-    # LINGER 0: on exit, drop messages in flight; the clients will resend them.
-    sock.setsockopt(zmq.LINGER, 0)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
     # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
@@ -100,8 +98,9 @@ def new_socket(ctx, kind, max_size):
     # libzmq's default backlog is 100: a class reconnecting at once after a
     # restart would overflow it, and the overflow waits seconds to retry.
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
-    # The proxy must never block on a send (a server that vanished just then):
-    # it gives up, and the main loop starts it again.
+    # The proxy forwards requests in bursts. If its only server is frozen and
+    # that connection full, a send would block the proxy for good (a DEALER with
+    # no server left has nowhere to send): it gives up instead, and is restarted.
     sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
     return sock
 
@@ -239,6 +238,7 @@ def main():
         Broker(ctx, frontend, backend).run(front_monitor, back_monitor, stop)
         say(f"python (pid={PID}): stopped")
     finally:
+        # LINGER 0 on every socket: drop messages in flight; the clients will resend them.
         ctx.destroy(linger=0)
 
 

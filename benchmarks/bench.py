@@ -235,7 +235,10 @@ def reply_gaps(client):
 
 def measure_stall(spawn, settle_replies):
     _, front, back = start_broker(spawn)
-    servers = [start_worker(spawn, back, args=["--quiet", "--work", 0.05]) for _ in range(3)]
+    # The first server, the one killed, prints its lines: they tell which requests it
+    # took and never answered, each of which some client must have resent.
+    servers = [start_worker(spawn, back, args=["--work", 0.05])]
+    servers += [start_worker(spawn, back, args=["--quiet", "--work", 0.05]) for _ in range(2)]
     args = ["--connect", front, "--interval", 0, "--timeout", STALL_TIMEOUT]
     clients = [spawn("mreq.py", *args) for _ in range(8)]
     for client in clients:
@@ -247,12 +250,15 @@ def measure_stall(spawn, settle_replies):
         client.wait_for(ECHO_RE, count=3 * settle_replies)
     gaps = [gap for client in clients for gap in reply_gaps(client)]
     normal, worst = statistics.median(gaps), max(gaps)
+    taken = [line for line in servers[0].lines if line.endswith("from client.")]
+    answered = [line for line in servers[0].lines if "sending back" in line]
     return {
         "timeout_s": STALL_TIMEOUT,
         "normal_round_trip_s": normal,
         "worst_extra_latency_s": worst - normal,
         "over_timeout_s": worst - normal - STALL_TIMEOUT,
         "requests_resent": sum(1 for c in clients for line in c.lines if "resending" in line),
+        "requests_held_by_the_killed_server": len(taken) - len(answered),
     }
 
 

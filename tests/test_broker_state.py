@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import zmq
 from conftest import (
     RESEND_RE,
@@ -58,7 +57,9 @@ def test_broker_never_spins_after_its_last_server_dies_stress(spawn):
             clients[0].wait_for(RESEND_RE, count=resends[0] + 3)
             cpu, wall = cpu_seconds(broker.pid) - cpu_at, time.monotonic() - wall_at
             print(f"round {round_}: broker CPU {cpu:.2f} s in {wall:.2f} s without servers")
-            assert cpu < wall / 2, "the broker spins while requests wait"
+            # Idle, it wakes ten times a second: about 0.01 s in 0.6 s. Spinning even
+            # a quarter of the time, on a loaded machine, costs over 0.1 s.
+            assert cpu < wall / 10, "the broker spins while requests wait"
 
 
 def test_broker_counts_only_real_servers(spawn, zctx):
@@ -91,66 +92,18 @@ def test_mrep_on_the_wrong_port_says_so_once_and_backs_off(spawn, zctx):
     monitor = rep.get_monitor_socket(zmq.EVENT_ACCEPTED)
     port = rep.bind_to_random_port("tcp://127.0.0.1")
     other = spawn("mrep.py", "--connect", f"tcp://127.0.0.1:{port}")
+    tries = []
     for _ in range(4):  # it comes back, again and again...
         assert monitor.poll(20_000)
         monitor.recv_multipart()
+        tries.append(time.monotonic())
     cpu, wall = cpu_seconds(worker.pid) - cpu_at, time.monotonic() - wall_at
     print(f"mrep.py on the wrong port: {cpu:.2f} s CPU in {wall:.2f} s")
     assert cpu < wall / 2, "it retries in a tight loop"
+    # ...each time after a longer pause: 0.1 s, then 0.2, then 0.4 (at least half that here).
+    assert tries[3] - tries[0] > 0.35, "it does not back off"
     for proc in (worker, other):
         proc.stop()
     for proc in (worker, other):  # ...and said so once, not once per try
         assert len([line for line in proc.lines if "no ZeroMQ handshake" in line]) == 1, proc.lines
         assert not [line for line in proc.lines if "lost broker" in line]
-
-
-def prlimit(soft, hard, script):
-    return ["prlimit", f"--nofile={soft}:{hard}", sys.executable, script]
-
-
-def send_from_clients(zctx, front, n):
-    """n REQ sockets of our own, each with one request sent."""
-    clients = []
-    for i in range(n):
-        client = zctx.socket(zmq.REQ)
-        client.connect(front)
-        client.send(b"%d" % i)
-        clients.append(client)
-    return clients
-
-
-def wait_for_answers(clients, wanted):
-    """Block until `wanted` clients have their own request back (or fail)."""
-    poller = zmq.Poller()
-    for client in clients:
-        poller.register(client, zmq.POLLIN)
-    answered = 0
-    while answered < wanted:
-        ready = poller.poll(20_000)
-        assert ready, f"only {answered} of {wanted} clients answered"
-        for client, _ in ready:
-            assert client.recv() == b"%d" % clients.index(client)
-            poller.unregister(client)
-            answered += 1
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prlimit is Linux's")
-def test_broker_raises_a_low_open_file_limit_and_serves_100_clients(spawn, zctx):
-    broker, front, back = start_broker(spawn, program=prlimit(64, 4096, "msgqueue.py"))
-    assert "(room for 4064 connections)" in broker.lines[0]
-    start_worker(spawn, back, args=["--quiet"])
-    wait_for_answers(send_from_clients(zctx, front, 100), 100)
-    assert not [line for line in broker.lines if "refusing" in line]
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prlimit is Linux's")
-def test_broker_at_its_open_file_limit_says_why_once_and_recovers(spawn, zctx):
-    broker, front, back = start_broker(spawn, program=prlimit(64, 64, "msgqueue.py"))
-    start_worker(spawn, back, args=["--quiet"])
-    clients = send_from_clients(zctx, front, 100)
-    broker.wait_for("refusing connections: Too many open files")
-    wait_for_answers(clients, 10)  # those it took are served meanwhile
-    for client in clients:
-        client.close(linger=0)
-    check_echo_client(spawn("mreq.py", "--connect", front, "--count", 1), 1)
-    assert len([line for line in broker.lines if "refusing" in line]) == 1

@@ -13,6 +13,7 @@ import zmq
 from conftest import (
     ECHO_BACK_RE,
     SERVER_GOT_RE,
+    WAIT,
     check_echo_client,
     check_line_formats,
     check_sha_client,
@@ -90,9 +91,8 @@ def test_oversized_request_drops_that_peer_and_rep_serves_the_others(spawn, zctx
     fine = req_socket(zctx, endpoint)
     fine.send(b"y" * 1000)
     assert fine.recv() == hashlib.sha1(b"y" * 1000).hexdigest().encode()
-    assert big.poll(0) == 0  # the big one was never answered...
-    rep.stop()
-    assert "x" * 100 not in "\n".join(rep.lines)  # ...nor even accepted
+    rep.stop()  # all it ever printed is in: the big one was never even received
+    assert "x" * 100 not in "\n".join(rep.lines)
 
 
 def test_oversized_request_drops_that_peer_and_the_broker_serves_the_others(spawn, zctx):
@@ -101,8 +101,7 @@ def test_oversized_request_drops_that_peer_and_the_broker_serves_the_others(spaw
     big = req_socket(zctx, front)
     big.send(b"x" * 5000)
     still_serves_echo(spawn, broker, [worker], front)
-    assert big.poll(0) == 0
-    worker.stop()
+    worker.stop()  # all it ever printed is in: the big one never reached it
     assert not [line for line in worker.lines if "xxxx" in line]
 
 
@@ -114,7 +113,8 @@ def test_oversized_request_for_mrep_costs_one_reconnect(spawn, zctx):
     worker.wait_for("lost broker at")  # mrep dropped the connection that carried it...
     worker.wait_for("connected to broker at", count=2)  # ...and came straight back
     still_serves_echo(spawn, broker, [worker], front)
-    assert big.poll(0) == 0
+    worker.stop()  # all it ever printed is in: the big one was never taken as a request
+    assert not [line for line in worker.lines if "xxxx" in line]
 
 
 def test_requests_without_the_empty_delimiter_are_dropped(spawn, zctx):
@@ -175,7 +175,15 @@ def test_client_that_vanishes_mid_request_harms_no_one(spawn, zctx):
     worker.wait_for(SERVER_GOT_RE)
     leaver.send(9)  # SIGKILL while its request is being worked on
     leaver.wait()
-    worker.wait_for(ECHO_BACK_RE)  # the reply goes nowhere, quietly
+    worker.wait_for(ECHO_BACK_RE)  # the reply goes nowhere, quietly:
+    # a client of our own, which takes any message sent to it, asks next. One server,
+    # one connection to the broker, in order: the orphan reply has passed the broker
+    # before this client's own, so the first thing it gets would be the orphan.
+    probe = zctx.socket(zmq.DEALER)
+    probe.connect(front)
+    probe.send_multipart([b"", b"probe"])
+    assert probe.poll(WAIT * 1000), "the probe was never answered"
+    assert probe.recv_multipart() == [b"", b"probe"]
     still_serves_echo(spawn, broker, [worker], front)
 
     rep, endpoint = start_rep(spawn)

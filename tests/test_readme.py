@@ -4,6 +4,7 @@ is a line some script really prints (the same patterns the other tests hold the
 real output to)."""
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -79,7 +80,33 @@ def test_every_sample_output_line_is_one_a_script_prints():
     assert shown == set(LINE_FORMATS), "every script's output is shown"
 
 
-def test_ci_runs_the_readme_test_command():
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "<!-- test-command -->" in ci and "<!-- test-command -->" in README
+def test_ci_runs_the_readme_test_command_then_the_mutation_check(tmp_path):
+    # .ci/run itself, in a copy of the repository whose README's test command
+    # only leaves a trace (and a stand-in for the Python it would install), on a
+    # PATH with no apt-get and no other Python: what it runs is what it finds.
+    repo, bin_dir = tmp_path / "repo", tmp_path / "bin"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "run", repo / ".ci" / "run")
+    (command,) = [body for body in blocks("sh") if body.strip().endswith("python -m pytest")]
+    trace = (
+        "mkdir -p .venv/bin && echo readme >> trace"
+        " && printf '#!/bin/sh\\necho \"$*\" >> trace\\n' > .venv/bin/python"
+        " && chmod +x .venv/bin/python"
+    )
+    (repo / "README.md").write_text(README.replace(command, trace + "\n"))
+    bin_dir.mkdir()
+    for tool in ("bash", "awk", "rm", "id", "dirname", "mkdir", "chmod"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "python3").write_text("#!/bin/sh\n")  # finds no other Python
+    (bin_dir / "python3").chmod(0o755)
+    run = subprocess.run(
+        ["bash", ".ci/run"],
+        cwd=repo,
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (repo / "trace").read_text() == "readme\nmutation/run.py\n"
     assert "<!-- demo-command -->" in README

@@ -72,9 +72,20 @@ def test_signals_in_a_row_still_exit_cleanly(spawn, script, signals):
     check_stopped_cleanly(proc)
 
 
+def wait_until_waiting(proc):
+    """Until the process's main thread sleeps in poll(), where all five scripts wait
+    for events: a signal that came before would be seen before any wait began."""
+    wchan = Path(f"/proc/{proc.pid}/wchan")  # the kernel function it sleeps in
+    deadline = time.monotonic() + WAIT
+    while "poll" not in wchan.read_text():
+        assert time.monotonic() < deadline, f"{proc.name} never waits in poll()"
+        time.sleep(0.01)  # a kernel state has no line to wait for
+
+
 @pytest.mark.parametrize("script", sorted(STARTS))
 def test_signal_stops_script_where_signals_do_not_interrupt(spawn, script):
     proc = start(spawn, script, program=no_interrupt(script))
+    wait_until_waiting(proc)
     proc.send(signal.SIGINT)
     check_stopped_cleanly(proc)
 
@@ -86,6 +97,7 @@ def test_client_waiting_for_a_reply_stops_where_signals_do_not_interrupt(spawn, 
     args = ["--connect", f"tcp://127.0.0.1:{port}", "--timeout", 60]
     proc = spawn(script, *args, program=no_interrupt(script))
     assert silent.poll(20_000), "the client sent its request"
+    wait_until_waiting(proc)
     proc.send(signal.SIGTERM)
     check_stopped_cleanly(proc)
 
@@ -127,3 +139,22 @@ def test_broker_stops_at_any_moment_stress(spawn):
         for _ in range(1 + round_ % 3):
             broker.send(signal.SIGTERM)
         check_stopped_cleanly(broker)
+
+
+def test_broker_stops_after_its_frozen_server_left_requests_piled_up(spawn, zctx):
+    # libzmq's proxy forwards requests in bursts of up to 1000. With its only
+    # server frozen, the connection to it fills up mid-burst, and a send with no
+    # timeout would block the proxy for good: even after the heartbeat drops the
+    # server, the DEALER has nowhere to send, and the broker could never stop.
+    broker, front, back = start_broker(spawn)
+    worker = start_worker(spawn, back, args=["--quiet"])
+    broker.wait_for("server connected, 1 connected now")
+    worker.send(signal.SIGSTOP)
+    pile = zctx.socket(zmq.DEALER)  # a client that need not wait for replies
+    pile.setsockopt(zmq.SNDHWM, 0)
+    pile.connect(front)
+    for _ in range(10_000):  # 10 MB: more than the connection to the server holds
+        pile.send_multipart([b"", b"x" * 1000])
+    broker.wait_for("no server connected, requests wait")  # the heartbeat dropped it
+    broker.send(signal.SIGTERM)
+    check_stopped_cleanly(broker)

@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from conftest import (
     DIGEST_RE,
     ECHO_RE,
@@ -28,6 +29,7 @@ from conftest import (
 )
 
 SILENT_S, PING_S = 3, 1  # the scripts' heartbeat settings
+STALL_S = 2  # over a ping and a 1 s timeout, under a ping's wait of 3 s
 TIMEOUT = 1  # the clients' --timeout here
 # While a silent peer is not yet detected, each request dealt to it costs one
 # --timeout; a client can lose at most this many before the peer is dropped.
@@ -167,6 +169,16 @@ def test_frozen_client_reconnects_under_its_name_and_gets_its_own_reply(spawn):
         check_echo_client(client, 30)
 
 
+def test_part1_frozen_client_is_dropped_then_served_when_thawed(spawn):
+    rep, endpoint = start_rep(spawn, "--quiet")
+    (frozen,) = start_clients(spawn, [endpoint], 1, 60, program="c.py")
+    frozen.wait_for(DIGEST_RE, count=5)
+    frozen.send(signal.SIGSTOP)
+    wait_until_peer_hung_up(frozen)  # rep.py dropped it: a file and a connection back
+    frozen.send(signal.SIGCONT)
+    check_sha_client(frozen, 60)
+
+
 def test_part1_client_over_two_servers_drops_the_frozen_one(spawn):
     frozen, endpoint_a = start_rep(spawn)
     rep_b, endpoint_b = start_rep(spawn, "--quiet")
@@ -178,6 +190,29 @@ def test_part1_client_over_two_servers_drops_the_frozen_one(spawn):
     check_detected_then_unharmed([client], more=20, regex=DIGEST_RE)
     frozen.send(signal.SIGCONT)
     check_sha_client(client, 200)
+
+
+@pytest.mark.parametrize("script", ["c.py", "mreq.py"])
+def test_peer_stalled_for_less_than_the_heartbeat_timeout_is_kept(spawn, script):
+    # A peer that stops answering for 2 s (a loaded machine, a long pause) is not
+    # silent yet: a ping sent in the stall waits 1 to 2 s for its answer, under
+    # the 3 s timeout. Nobody drops anybody, and no request is resent.
+    if script == "c.py":
+        stalled, endpoint = start_rep(spawn, "--quiet")
+        worker, regex = None, DIGEST_RE
+    else:
+        stalled, endpoint, back = start_broker(spawn)
+        worker, regex = start_worker(spawn, back, args=["--quiet"]), ECHO_RE
+    client = spawn(script, "--connect", endpoint, "--count", 40, "--interval", 0.02,
+                   "--timeout", 5)  # fmt: skip
+    client.wait_for(regex, count=5)
+    stalled.send(signal.SIGSTOP)
+    time.sleep(STALL_S)  # the length of the fault, not a wait for something to happen
+    stalled.send(signal.SIGCONT)
+    (check_sha_client if script == "c.py" else check_echo_client)(client, 40)
+    assert not client.matches(RESEND_RE)
+    if worker:
+        assert not [line for line in worker.lines if "lost broker" in line]
 
 
 def test_slow_server_is_not_taken_for_a_silent_one(spawn):

@@ -17,34 +17,32 @@ cannot be made (not root, or no iproute2); under CI=true that fails instead.
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import ECHO_RE, RESEND_RE, ROOT, check_echo_client
+from conftest import (
+    DIGEST_RE,
+    ECHO_RE,
+    RESEND_RE,
+    ROOT,
+    check_echo_client,
+    check_namespaces_possible,
+    check_sha_client,
+    ip,
+    unavailable,
+)
 
 BROKER_ADDRESS = "198.18.0.1"
 FRONTEND = f"tcp://{BROKER_ADDRESS}:5559"
 BACKEND = f"tcp://{BROKER_ADDRESS}:5560"
 
 
-def ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
-
-def unavailable(reason):
-    if os.environ.get("CI") == "true":  # CI installs what these need: missing is a failure
-        pytest.fail(f"cross-host tests cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def hosts():
     """Three namespaces: broker, server, client. Yields their names (and "link_to_server":
     the broker's end of the server's veth); always removes them."""
-    if shutil.which("ip") is None or os.geteuid() != 0:
-        unavailable("network namespaces need root and iproute2 (the ip command)")
+    check_namespaces_possible()
     tag = f"zq{os.getpid() % 100000}"
     names = {role: f"{tag}{role[0]}" for role in ("broker", "server", "client")}
     made = []
@@ -136,27 +134,60 @@ def test_partitioned_server_is_dropped_then_rejoins_when_healed(spawn, hosts):
     check_echo_client(client, 150)
 
 
-def test_request_near_max_size_over_a_slow_link_is_not_cut_by_heartbeats(spawn, hosts):
-    # 5 Mbit/s each way between broker and server: a 1,000,000-byte request takes
-    # about 1.6 s to cross, under the 3 s heartbeat timeout (README: the limit).
+def slow_link(hosts):
+    """5 Mbit/s each way between broker and server, through one queue each way."""
     for host, link in (("broker", "link_to_server"), ("server", "link_of_server")):
         subprocess.run(
             ["tc", "-n", hosts[host], "qdisc", "add", "dev", hosts[link], "root",
              "tbf", "rate", "5mbit", "burst", "32kbit", "latency", "5s"],
             check=True, capture_output=True,
         )  # fmt: skip
+
+
+def big_client(spawn, host, endpoint, answer):
+    command = ["ip", "netns", "exec", host, sys.executable, "-c", BIG_CLIENT, endpoint, answer]
+    return spawn("big client", program=command)
+
+
+def test_request_near_max_size_over_a_slow_link_is_not_cut_by_heartbeats(spawn, hosts):
+    # A 1,000,000-byte request takes about 1.6 s to cross at 5 Mbit/s, under the
+    # 3 s heartbeat timeout (README: the limit). A client on the server's host
+    # shares that link: its heartbeats wait in the same queue, behind the big
+    # messages, and it must not be dropped either.
+    slow_link(hosts)
     broker, server = start_three(spawn, hosts)
-    command = ["ip", "netns", "exec", hosts["client"], sys.executable, "-c", BIG_CLIENT, FRONTEND]
-    client = spawn("big client", program=command)
-    client.wait_for(r"^echoed 1000000 bytes$", count=2)
+    neighbour = on(hosts["server"], spawn, "mreq.py", *NEIGHBOUR_ARGS, "--connect", FRONTEND)
+    neighbour.wait_for(ECHO_RE)
+    client = big_client(spawn, hosts["client"], FRONTEND, "echo")
+    client.wait_for(r"^answered 1000000 bytes$", count=2)
     assert client.wait() == 0, client.stderr
     assert not server.matches(re.compile(".*lost broker"))
+    check_echo_client(neighbour, NEIGHBOUR_COUNT)
+    assert not neighbour.matches(RESEND_RE)
 
+
+def test_part1_request_near_max_size_over_a_slow_link_is_not_cut_by_heartbeats(spawn, hosts):
+    # The same for rep.py, reached from the server's host over the slow link.
+    slow_link(hosts)
+    endpoint = f"tcp://{BROKER_ADDRESS}:5556"
+    rep = on(hosts["broker"], spawn, "rep.py", "--bind", endpoint, "--quiet")
+    rep.wait_for("serving sha1 on")
+    neighbour = on(hosts["server"], spawn, "c.py", *NEIGHBOUR_ARGS, "--connect", endpoint)
+    neighbour.wait_for(DIGEST_RE)
+    client = big_client(spawn, hosts["server"], endpoint, "sha1")
+    client.wait_for(r"^answered 1000000 bytes$", count=2)
+    assert client.wait() == 0, client.stderr
+    check_sha_client(neighbour, NEIGHBOUR_COUNT)
+    assert not neighbour.matches(RESEND_RE)
+
+
+NEIGHBOUR_COUNT = 40  # at --interval 0.2: longer than the big client's two round trips
+NEIGHBOUR_ARGS = ["--count", NEIGHBOUR_COUNT, "--interval", 0.2, "--timeout", 10]
 
 BIG_CLIENT = """
-import sys, zmq
+import hashlib, sys, zmq
 sock = zmq.Context().socket(zmq.REQ)
-sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # as mreq.py does
+sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # as our clients do
 sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
 sock.setsockopt(zmq.RCVTIMEO, 20000)
 sock.setsockopt(zmq.LINGER, 0)
@@ -164,6 +195,7 @@ sock.connect(sys.argv[1])
 for n in range(2):
     request = bytes([n]) * 1_000_000
     sock.send(request)
-    assert sock.recv() == request
-    print(f"echoed {len(request)} bytes", flush=True)
+    answer = request if sys.argv[2] == "echo" else hashlib.sha1(request).hexdigest().encode()
+    assert sock.recv() == answer
+    print(f"answered {len(request)} bytes", flush=True)
 """

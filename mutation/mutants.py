@@ -1,0 +1,276 @@
+"""The mutants: small, plausible bugs, one edit to one script each.
+
+Every socket option the scripts set and every behaviour of DESIGN.md has at
+least one. `old` must occur exactly once in its script (run.py refuses it
+otherwise, so a change to a script cannot quietly turn a mutant into a no-op);
+`tests` are the tests that must fail with the bug in; `breaks` is the promise
+the bug breaks, as a user would see it.
+"""
+
+from collections import namedtuple
+
+Mutant = namedtuple("Mutant", "name script old new breaks tests")
+
+SINGLE = "tests/test_single.py::"
+BROKERED = "tests/test_brokered.py::"
+CLIENTS = "tests/test_clients.py::"
+SERVERS = "tests/test_servers.py::"
+HARDENING = "tests/test_hardening.py::"
+SIGNALS = "tests/test_signals.py::"
+SILENT = "tests/test_silent.py::"
+STATE = "tests/test_broker_state.py::"
+CROSS = "tests/interop/test_cross_host.py::"
+DEFAULTS = "tests/interop/test_defaults.py::test_defaults_are_loopback_and_the_tutorials_ports"
+SLOW_LINK = f"{CROSS}test_request_near_max_size_over_a_slow_link_is_not_cut_by_heartbeats"
+SLOW_LINK_1 = f"{CROSS}test_part1_request_near_max_size_over_a_slow_link_is_not_cut_by_heartbeats"
+
+# Edits that fit several scripts.
+HEARTBEAT = ("    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)\n", "")
+HEARTBEAT_TIMEOUT = ("    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)\n", "")
+MAXMSGSIZE = ("    sock.setsockopt(zmq.MAXMSGSIZE, max_size)\n", "")
+BACKLOG = ("    sock.setsockopt(zmq.BACKLOG, BACKLOG)\n", "")
+SIGINT_ONLY = (
+    "for signum in (signal.SIGINT, signal.SIGTERM):",
+    "for signum in (signal.SIGINT,):",
+)
+EXIT_AT_ONCE = (
+    "signal.signal(signum, lambda signum, frame: requested.append(signum))",
+    "signal.signal(signum, lambda signum, frame: sys.exit(0))",
+)
+KEEP_FILE_LIMIT = ("    if resource is None:\n", "    if True:\n")
+WRAPS_PORTS = ("int(port) > 65535", "int(port) > 65536")
+NO_HINT = ('hint = "" if "://" in endpoint else', 'hint = "" if True else')
+LINGER_0 = ("LINGER_MS = 500  #", "LINGER_MS = 0  #")
+DESTROY_LINGERING = ("ctx.destroy(linger=0)", "ctx.destroy()")
+
+
+def signal_mutants(script, name):
+    return [
+        Mutant(f"{name}.ignores-sigterm", script, *SIGINT_ONLY,
+               "SIGTERM kills it with no goodbye line, exit status -15",
+               [f"{SIGNALS}test_signal_stops_script_cleanly[{script}-SIGTERM-plain]"]),
+        Mutant(f"{name}.wraps-ports", script, *WRAPS_PORTS,
+               "port 65536 is taken as port 0 instead of refused",
+               [f"{SINGLE}test_bad_endpoint_is_one_clear_line[{script}-over-65535]"]),
+    ]  # fmt: skip
+
+
+def client_mutants(script, silent_test, immediate_test):
+    """The same bugs in either client: c.py and mreq.py share their REQ logic."""
+    name = script.removesuffix(".py")
+    return [
+        *signal_mutants(script, name),
+        Mutant(f"{name}.no-relaxed", script, "    sock.setsockopt(zmq.REQ_RELAXED, 1)\n", "",
+               "the first resend fails (REQ refuses a second send): a traceback",
+               [f"{CLIENTS}test_unanswered_request_is_resent_each_timeout_then_given_up[{script}]"]),
+        Mutant(f"{name}.no-correlate", script, "    sock.setsockopt(zmq.REQ_CORRELATE, 1)\n", "",
+               "a late reply to an earlier request is taken for the current one",
+               [f"{CLIENTS}test_late_reply_is_never_taken_for_a_later_request[{script}]"]),
+        Mutant(f"{name}.no-routing-id", script,
+               "    sock.setsockopt(zmq.ROUTING_ID, uuid.uuid4().hex.encode())\n", "",
+               "after a broker restart, a reply finished late reaches another client",
+               [f"{CLIENTS}test_reply_from_before_a_broker_restart_reaches_its_own_client[{script}]"]),
+        Mutant(f"{name}.no-immediate", script, "    sock.setsockopt(zmq.IMMEDIATE, 1)\n", "",
+               "requests are queued for a peer that is down, each lost for a --timeout",
+               [immediate_test]),
+        Mutant(f"{name}.no-heartbeat", script, *HEARTBEAT,
+               "a frozen server or broker keeps being sent requests, each lost for a --timeout",
+               [silent_test]),
+        Mutant(f"{name}.short-heartbeat-timeout", script, *HEARTBEAT_TIMEOUT,
+               "a peer that stalls for 2 s is dropped (1 s timeout), and a request is lost",
+               [f"{SILENT}test_peer_stalled_for_less_than_the_heartbeat_timeout_is_kept[{script}]"]),
+        Mutant(f"{name}.lingers", script, *DESTROY_LINGERING,
+               "Ctrl-C waits until a request still queued is delivered",
+               [f"{SIGNALS}test_signal_stops_script_cleanly[{script}-SIGINT-plain]"]),
+        Mutant(f"{name}.no-retries", script, "if retries is not None and retry >= retries:",
+               "if False:", "--retries is ignored: the client never gives up",
+               [f"{CLIENTS}test_unanswered_request_is_resent_each_timeout_then_given_up[{script}]"]),
+        Mutant(f"{name}.retries-plus-one", script, "retry >= retries:", "retry > retries:",
+               "the client resends once more than --retries says",
+               [f"{CLIENTS}test_unanswered_request_is_resent_each_timeout_then_given_up[{script}]"]),
+        Mutant(f"{name}.resends-early", script, "reply = requester.receive(timeout)",
+               "reply = requester.receive(timeout / 4)",
+               "a request is resent before --timeout has passed",
+               [f"{CLIENTS}test_unanswered_request_is_resent_each_timeout_then_given_up[{script}]"]),
+        Mutant(f"{name}.any-reply-ok", script, "        if reply == ", "        if reply or ",
+               "a wrong reply is counted as verified",
+               [f"{CLIENTS}test_wrong_reply_is_reported_and_fails_a_count_run[{script}]"]),
+        Mutant(f"{name}.mismatch-exit-0", script, "return 1 if mismatched else 0", "return 0",
+               "a --count run with wrong replies exits 0",
+               [f"{CLIENTS}test_wrong_reply_is_reported_and_fails_a_count_run[{script}]"]),
+        Mutant(f"{name}.count-verified-only", script,
+               "while args.count is None or verified + mismatched < args.count:",
+               "while args.count is None or verified < args.count:",
+               "--count N does not end after N replies when some did not match",
+               [f"{CLIENTS}test_wrong_reply_is_reported_and_fails_a_count_run[{script}]"]),
+        Mutant(f"{name}.no-interval", script, "if verified + mismatched and args.interval:",
+               "if False:", "--interval is ignored: requests go out back to back",
+               [f"{CLIENTS}test_interval_is_the_pause_after_each_reply[{script}]"]),
+        Mutant(f"{name}.long-waits", script, "POLL_MS = 100  #", "POLL_MS = 60_000  #",
+               "where a signal does not interrupt a wait (Windows), Ctrl-C is not seen",
+               [f"{SIGNALS}test_client_waiting_for_a_reply_stops_where_signals_do_not_interrupt[{script}]"]),
+        Mutant(f"{name}.no-hint", script, *NO_HINT, "an endpoint without tcp:// gets no hint",
+               [f"{SINGLE}test_endpoint_without_tcp_gets_a_hint[{script}---connect]"]),
+    ]  # fmt: skip
+
+
+def server_mutants(script, in_hand_test, oversized_test):
+    """The same bugs in either REP server, rep.py and mrep.py."""
+    name = script.removesuffix(".py")
+    return [
+        *signal_mutants(script, name),
+        Mutant(f"{name}.linger-0", script, *LINGER_0,
+               "the reply to the request in hand can be lost on Ctrl-C", [in_hand_test]),
+        Mutant(f"{name}.exits-mid-request", script, *EXIT_AT_ONCE,
+               "Ctrl-C drops the request in hand: its client must resend it", [in_hand_test]),
+        Mutant(f"{name}.long-waits", script, "POLL_MS = 100  #", "POLL_MS = -1  #",
+               "where a signal does not interrupt a wait (Windows), Ctrl-C is not seen",
+               [f"{SIGNALS}test_signal_stops_script_where_signals_do_not_interrupt[{script}]"]),
+        Mutant(f"{name}.no-work", script, "    if work:\n", "    if False:\n",
+               "--work is ignored", [f"{SERVERS}test_work_holds_each_request[{script}]"]),
+        Mutant(f"{name}.no-maxmsgsize", script, *MAXMSGSIZE,
+               "a peer can send a frame of any size: --max-size is ignored", [oversized_test]),
+    ]  # fmt: skip
+
+
+MUTANTS = [
+    # rep.py: part 1's server.
+    *server_mutants(
+        "rep.py",
+        f"{SERVERS}test_stopped_server_answers_the_request_in_hand[rep.py]",
+        f"{HARDENING}test_oversized_request_drops_that_peer_and_rep_serves_the_others",
+    ),
+    Mutant("rep.no-handover", "rep.py", "    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)\n", "",
+           "a client back under its name before the server noticed is never answered again",
+           [f"{SERVERS}test_client_reconnecting_before_the_server_noticed_keeps_being_served[rep.py]"]),
+    Mutant("rep.no-heartbeat", "rep.py", *HEARTBEAT,
+           "a frozen client's connection is never dropped: it holds a file for good",
+           [f"{SILENT}test_part1_frozen_client_is_dropped_then_served_when_thawed"]),
+    Mutant("rep.short-heartbeat-timeout", "rep.py", *HEARTBEAT_TIMEOUT,
+           "a big request over a slow link is cut by the heartbeat (1 s instead of 3 s)",
+           [SLOW_LINK_1]),
+    Mutant("rep.default-backlog", "rep.py", *BACKLOG,
+           "of a class connecting at once to a busy server, most wait seconds to get in",
+           [f"{SERVERS}test_a_class_connecting_at_once_gets_in[rep.py]"]),
+    Mutant("rep.keeps-file-limit", "rep.py", *KEEP_FILE_LIMIT,
+           "a server under a low open-file limit refuses a class of clients",
+           [f"{SERVERS}test_server_raises_a_low_open_file_limit_and_serves_100_clients[rep.py]"]),
+    Mutant("rep.refusing-flood", "rep.py", "REFUSING_EVERY = 10", "REFUSING_EVERY = 0",
+           "at its open-file limit the server prints a line per refused connection",
+           [f"{SERVERS}test_server_at_its_open_file_limit_says_why_once_and_recovers[rep.py]"]),
+    Mutant("rep.serves-every-network", "rep.py", 'BIND_ENDPOINT = "tcp://127.0.0.1:5556"',
+           'BIND_ENDPOINT = "tcp://*:5556"', "by default the server is open to other machines",
+           [DEFAULTS]),
+    Mutant("rep.wrong-digest", "rep.py", 'b"".join(sock.recv_multipart())',
+           'b" ".join(sock.recv_multipart())', "a multi-frame request gets the wrong digest",
+           [f"{HARDENING}test_rep_hashes_odd_requests_and_shows_them_on_one_line"]),
+    Mutant("rep.no-hint", "rep.py", *NO_HINT, "an endpoint without tcp:// gets no hint",
+           [f"{SINGLE}test_endpoint_without_tcp_gets_a_hint[rep.py---bind]"]),
+    # c.py: part 1's client.
+    *client_mutants(
+        "c.py",
+        f"{SILENT}test_part1_client_over_two_servers_drops_the_frozen_one",
+        f"{SINGLE}test_client_spread_over_two_servers_survives_losing_one",
+    ),
+    Mutant("c.wrong-default", "c.py", 'SERVER_ENDPOINT = "tcp://127.0.0.1:5556"',
+           'SERVER_ENDPOINT = "tcp://127.0.0.1:5557"', "c.py finds no rep.py by default",
+           [DEFAULTS]),
+    # msgqueue.py: the broker.
+    *signal_mutants("msgqueue.py", "msgqueue"),
+    Mutant("msgqueue.no-handover", "msgqueue.py",
+           "        frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)\n", "",
+           "a client back under its name before the broker noticed is never answered again",
+           [f"{SERVERS}test_client_reconnecting_before_the_server_noticed_keeps_being_served[msgqueue.py]"]),
+    Mutant("msgqueue.no-heartbeat", "msgqueue.py", *HEARTBEAT,
+           "a frozen server keeps being dealt requests, each lost for a --timeout",
+           [f"{SILENT}test_frozen_server_is_dropped_then_rejoins_when_thawed"]),
+    Mutant("msgqueue.short-heartbeat-timeout", "msgqueue.py", *HEARTBEAT_TIMEOUT,
+           "a big reply over a slow link is cut by the heartbeat (1 s instead of 3 s)",
+           [SLOW_LINK]),
+    Mutant("msgqueue.no-maxmsgsize", "msgqueue.py", *MAXMSGSIZE,
+           "a peer can send the broker a frame of any size: --max-size is ignored",
+           [f"{HARDENING}test_oversized_request_drops_that_peer_and_the_broker_serves_the_others"]),
+    Mutant("msgqueue.default-backlog", "msgqueue.py", *BACKLOG,
+           "of a class connecting at once to a busy broker, most wait seconds to get in",
+           [f"{SERVERS}test_a_class_connecting_at_once_gets_in[msgqueue.py]"]),
+    Mutant("msgqueue.no-sndtimeo", "msgqueue.py", "    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)\n",
+           "", "with its only server frozen and requests piled up, the broker never stops",
+           [f"{SIGNALS}test_broker_stops_after_its_frozen_server_left_requests_piled_up"]),
+    Mutant("msgqueue.lingers", "msgqueue.py", *DESTROY_LINGERING,
+           "Ctrl-C waits until messages in flight are delivered",
+           [f"{SIGNALS}test_broker_stops_at_any_moment_stress"]),
+    Mutant("msgqueue.spins", "msgqueue.py", "elif not self.servers and self.proxy:",
+           "elif False:", "after its last server left, the broker spins at 100% CPU",
+           [f"{STATE}test_broker_never_spins_after_its_last_server_dies_stress"]),
+    Mutant("msgqueue.spins-half", "msgqueue.py", "if self.servers and not self.proxy:",
+           "if not self.proxy:", "with no server, the broker spins half of the time",
+           [f"{STATE}test_broker_never_spins_after_its_last_server_dies_stress"]),
+    Mutant("msgqueue.counts-junk", "msgqueue.py", "            self.handshaking.append(fd)\n",
+           "            self.servers.add(fd)\n",
+           "a port scan or an HTTP request is counted as a server",
+           [f"{STATE}test_broker_counts_only_real_servers"]),
+    Mutant("msgqueue.keeps-file-limit", "msgqueue.py", *KEEP_FILE_LIMIT,
+           "a broker under a low open-file limit refuses a class of clients",
+           [f"{SERVERS}test_server_raises_a_low_open_file_limit_and_serves_100_clients[msgqueue.py]"]),
+    Mutant("msgqueue.refusing-flood", "msgqueue.py", "REFUSING_EVERY = 10", "REFUSING_EVERY = 0",
+           "at its open-file limit the broker prints a line per refused connection",
+           [f"{SERVERS}test_server_at_its_open_file_limit_says_why_once_and_recovers[msgqueue.py]"]),
+    Mutant("msgqueue.serves-every-network", "msgqueue.py",
+           'FRONTEND_ENDPOINT = "tcp://127.0.0.1:5559"', 'FRONTEND_ENDPOINT = "tcp://*:5559"',
+           "by default the broker is open to other machines", [DEFAULTS]),
+    Mutant("msgqueue.long-waits", "msgqueue.py", "poller.poll(POLL_MS)", "poller.poll()",
+           "where a signal does not interrupt a wait (Windows), Ctrl-C is not seen",
+           [f"{SIGNALS}test_signal_stops_script_where_signals_do_not_interrupt[msgqueue.py]"]),
+    Mutant("msgqueue.no-hint", "msgqueue.py", *NO_HINT, "an endpoint without tcp:// gets no hint",
+           [f"{SINGLE}test_endpoint_without_tcp_gets_a_hint[msgqueue.py---frontend]"]),
+    # mrep.py: part 2's server.
+    *server_mutants(
+        "mrep.py",
+        f"{SERVERS}test_stopped_server_answers_the_request_in_hand[mrep.py]",
+        f"{HARDENING}test_oversized_request_for_mrep_costs_one_reconnect",
+    ),
+    Mutant("mrep.no-heartbeat", "mrep.py", *HEARTBEAT,
+           "a server never notices a frozen broker, and does not say so",
+           [f"{SILENT}test_frozen_only_broker_clients_wait_then_resume"]),
+    Mutant("mrep.short-heartbeat-timeout", "mrep.py", *HEARTBEAT_TIMEOUT,
+           "a big request over a slow link is cut by the heartbeat (1 s instead of 3 s)",
+           [SLOW_LINK]),
+    Mutant("mrep.no-reconnect", "mrep.py",
+           'reconnecting")\n                self.sock.connect(endpoint)\n', 'reconnecting")\n',
+           "a server that lost its broker never comes back to it",
+           [f"{BROKERED}test_broker_crash_and_restart_everyone_carries_on"]),
+    Mutant("mrep.no-backoff", "mrep.py", "wait = self.retry_in.get(endpoint, RETRY_FIRST)",
+           "wait = 0", "pointed at the wrong port, the server retries flat out",
+           [f"{STATE}test_mrep_on_the_wrong_port_says_so_once_and_backs_off"]),
+    Mutant("mrep.joins-frames", "mrep.py", "sock.send_multipart(frames)",
+           'sock.send(b"".join(frames))', "a multi-frame request comes back as one frame",
+           [f"{HARDENING}test_mrep_echoes_every_frame_of_odd_requests"]),
+    Mutant("mrep.wrong-default", "mrep.py", 'BROKER_ENDPOINT = "tcp://127.0.0.1:5560"',
+           'BROKER_ENDPOINT = "tcp://127.0.0.1:5559"', "mrep.py finds no broker by default",
+           [DEFAULTS]),
+    Mutant("mrep.no-hint", "mrep.py", *NO_HINT, "an endpoint without tcp:// gets no hint",
+           [f"{SINGLE}test_endpoint_without_tcp_gets_a_hint[mrep.py---connect]"]),
+    # mreq.py: part 2's client.
+    *client_mutants(
+        "mreq.py",
+        f"{SILENT}test_frozen_broker_of_two_is_dropped_and_everyone_resumes_through_both",
+        f"{BROKERED}test_two_brokers_one_crashes_everyone_carries_on",
+    ),
+    Mutant("mreq.wrong-default", "mreq.py", 'BROKER_ENDPOINT = "tcp://127.0.0.1:5559"',
+           'BROKER_ENDPOINT = "tcp://127.0.0.1:5560"', "mreq.py finds no broker by default",
+           [DEFAULTS]),
+]  # fmt: skip
+
+# Mutants no test can kill, and why. The README lists the same, and run.py fails
+# if one of them is killed (the list is stale) or another one survives.
+SURVIVORS = {
+    "rep.linger-0": "rep.py's reply is a 40-byte digest: it is in the kernel before the"
+    " socket closes, unless the client has stopped reading thousands of replies, and then"
+    " half a second of LINGER does not save it either.",
+    "c.lingers": "with IMMEDIATE, a request is only queued on a live connection, and one"
+    " of under 100 bytes is in the kernel at once: nothing is ever left to linger.",
+    "mreq.lingers": "as for c.lingers.",
+    "msgqueue.lingers": "what lingers is bounded by the heartbeat: a frozen peer's"
+    " connection is dropped within 3 to 4 s, and then the broker exits anyway. The"
+    " difference is how long Ctrl-C takes, and tests assert no durations.",
+}

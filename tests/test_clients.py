@@ -1,0 +1,222 @@
+"""What both clients promise, c.py (part 1) and mreq.py (part 2) alike: they share
+their REQ logic, and a student copies either one. Each test runs against both.
+
+The time checks here are lower bounds only (a pause or a timeout lasts at least
+so long), which no slow machine can break; how fast things go is the benchmark's.
+"""
+
+import contextlib
+import hashlib
+import re
+import signal
+import threading
+import time
+
+import pytest
+import zmq
+from conftest import (
+    DIGEST_RE,
+    ECHO_BACK_RE,
+    ECHO_RE,
+    RESEND_RE,
+    SENT_RE,
+    SERVER_GOT_RE,
+    WAIT,
+    check_echo_client,
+    check_sha_client,
+    start_broker,
+    start_rep,
+    start_worker,
+)
+
+CLIENTS = ["c.py", "mreq.py"]
+REPLY_RE = {"c.py": DIGEST_RE, "mreq.py": ECHO_RE}
+# Seconds the server holds each request: A's reply comes after B asked, and B's
+# after 2 * HELD, within B's --timeout of 3 * HELD.
+HELD = 3
+UNANSWERED_RE = re.compile(r"no reply within [\d.]+ s, (resending|giving up)")
+
+
+def check_client(client, count):
+    check = check_sha_client if client.name == "c.py" else check_echo_client
+    check(client, count)
+
+
+def start_service(spawn, script, *server_args):
+    """What the client talks to: rep.py for c.py; a broker and one mrep.py for
+    mreq.py. Returns (the server, the endpoint the client connects to)."""
+    if script == "c.py":
+        return start_rep(spawn, *server_args)
+    _, front, back = start_broker(spawn)
+    return start_worker(spawn, back, args=server_args), front
+
+
+def arrivals(proc, regex):
+    """When each matching line of the process reached us (time.monotonic)."""
+    with proc.changed:
+        return [t for t, line in proc.stamped if regex.search(line)]
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_interval_is_the_pause_after_each_reply(spawn, script):
+    _, endpoint = start_service(spawn, script)
+    client = spawn(script, "--connect", endpoint, "--count", 3, "--interval", 0.5)
+    check_client(client, 3)
+    replies = arrivals(client, REPLY_RE[script])
+    gaps = [b - a for a, b in zip(replies, replies[1:])]
+    assert all(gap > 0.25 for gap in gaps), gaps  # at least 0.5 s, less our reading's delay
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_unanswered_request_is_resent_each_timeout_then_given_up(spawn, script):
+    server, endpoint = start_service(spawn, script, "--work", 60)  # holds what it gets
+    client = spawn(script, "--connect", endpoint, "--timeout", 1, "--retries", 2)
+    assert client.wait() == 1
+    assert len(client.matches(RESEND_RE)) == 2, client.lines
+    assert client.lines[-1].endswith("no reply within 1 s, giving up after 2 retries")
+    waits = arrivals(client, UNANSWERED_RE)
+    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    assert all(gap > 0.5 for gap in gaps), gaps  # each a whole --timeout after its send
+    assert len(server.matches(SERVER_GOT_RE)) == 1  # the others still wait behind it
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_one_retry_is_said_in_the_singular(spawn, script):
+    _, endpoint = start_service(spawn, script, "--work", 60)
+    client = spawn(script, "--connect", endpoint, "--timeout", 0.2, "--retries", 1)
+    assert client.wait() == 1
+    assert client.lines[-1].endswith("no reply within 0.2 s, giving up after 1 retry")
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_late_reply_is_never_taken_for_a_later_request(spawn, script):
+    # Two servers, one slower than --timeout: each request dealt to it is resent
+    # to the other, and its reply arrives while the client waits for the next
+    # request's. REQ_CORRELATE must drop it; taken, it would be a mismatch.
+    if script == "c.py":
+        (_, slow), (_, fast) = start_rep(spawn, "--work", 1.5), start_rep(spawn)
+        endpoints = [slow, fast]
+    else:
+        _, front, back = start_broker(spawn)
+        start_worker(spawn, back, args=["--work", 1.5])
+        start_worker(spawn, back)
+        endpoints = [front]
+    client = spawn(script, "--connect", ",".join(endpoints), "--count", 4, "--interval", 0,
+                   "--timeout", 1)  # fmt: skip
+    check_client(client, 4)
+    assert client.matches(RESEND_RE), "the slow server's requests were resent"
+
+
+class Liar:
+    """A REP server of our own: wrong replies first, then right ones, until closed."""
+
+    def __init__(self, ctx, lies, truth):
+        self.sock = ctx.socket(zmq.REP)
+        self.sock.linger = 0
+        self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.lies, self.truth = list(lies), truth
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.answer, daemon=True)
+        self.thread.start()
+
+    def answer(self):
+        while not self.done.is_set():
+            if self.sock.poll(100):
+                request = self.sock.recv()
+                self.sock.send(self.lies.pop(0) if self.lies else self.truth(request))
+
+    def close(self):
+        self.done.set()
+        self.thread.join(WAIT)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_wrong_reply_is_reported_and_fails_a_count_run(spawn, zctx, script):
+    if script == "c.py":
+        truth = lambda request: hashlib.sha1(request).hexdigest().encode()  # noqa: E731
+    else:
+        truth = lambda request: request  # noqa: E731
+    liar = Liar(zctx, [b"0" * 40, b"\xffnot it\n"], truth)
+    try:
+        client = spawn(script, "--connect", f"tcp://127.0.0.1:{liar.port}", "--count", 3,
+                       "--interval", 0)  # fmt: skip
+        assert client.wait() == 1
+    finally:
+        liar.close()
+    mismatches = [line for line in client.lines if "mismatch:" in line]
+    assert len(mismatches) == 2, client.lines  # never counted as verified...
+    assert "got '\\xffnot it\\n'" in mismatches[1]  # ...and shown escaped, on one line
+    assert client.lines[-1].endswith("done, 1 replies verified, 2 mismatched")
+
+
+class ShaWorker:
+    """A REP server of our own behind the broker that answers with the SHA-1 after
+    `work` seconds: c.py's server in part 2 (rep.py binds; it cannot join a broker)."""
+
+    def __init__(self, ctx, backend, work):
+        self.sock = ctx.socket(zmq.REP)
+        self.sock.linger = 0
+        self.sock.connect(backend)
+        self.work, self.received, self.replied = work, 0, 0
+        self.changed = threading.Condition()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.done.is_set():
+            if not self.sock.poll(100):
+                continue
+            request = self.sock.recv()
+            with self.changed:
+                self.received += 1
+                self.changed.notify_all()
+            self.done.wait(self.work)  # "working"
+            self.sock.send(hashlib.sha1(request).hexdigest().encode())
+            with self.changed:
+                self.replied += 1
+                self.changed.notify_all()
+
+    def wait_until(self, condition):
+        with self.changed:
+            assert self.changed.wait_for(condition, WAIT)
+
+    def close(self):
+        self.done.set()
+        self.thread.join(WAIT)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, script):
+    # A new broker hands out the same connection ids as the old one did (libzmq
+    # seeds them identically in every process). A reply the server finishes
+    # after the restart carries the old broker's id for client A; the new
+    # broker must not deliver it to client B, who now holds that id.
+    broker, front, back = start_broker(spawn)
+    with contextlib.ExitStack() as stack:
+        if script == "c.py":
+            worker = ShaWorker(zctx, back, work=HELD)
+            stack.callback(worker.close)
+            in_hand = lambda: worker.wait_until(lambda: worker.received == 1)  # noqa: E731
+            sent = lambda: worker.wait_until(lambda: worker.replied >= 2)  # noqa: E731
+        else:
+            worker = start_worker(spawn, back, args=["--work", HELD])
+            in_hand = lambda: worker.wait_for(SERVER_GOT_RE)  # noqa: E731
+            sent = lambda: worker.wait_for(ECHO_BACK_RE, count=2)  # noqa: E731
+        a = spawn(script, "--connect", front, "--count", 1, "--timeout", HELD + 1)
+        in_hand()  # A's request is in the server's hands
+        a.send(signal.SIGSTOP)  # A cannot reconnect to the new broker first
+        broker.send(signal.SIGKILL)
+        broker.wait()
+        start_broker(spawn, frontend=front, backend=back)
+        if script == "c.py":  # c.py sends the time: B's request must differ from A's
+            sent_by_a = a.wait_for(SENT_RE).group(2)
+            while time.ctime() == sent_by_a:
+                time.sleep(0.05)  # waiting for the clock's next second, not for a process
+        b = spawn(script, "--connect", front, "--count", 1, "--timeout", 3 * HELD)
+        check_client(b, 1)
+        sent()  # A's old reply was sent, and went nowhere
+        a.send(signal.SIGCONT)
+        check_client(a, 1)
