@@ -111,12 +111,16 @@ def client_mutants(script, silent_test, immediate_test):
                [f"{SIGNALS}test_client_waiting_for_a_reply_stops_where_signals_do_not_interrupt[{script}]"]),
         Mutant(f"{name}.no-hint", script, *NO_HINT, "an endpoint without tcp:// gets no hint",
                [f"{SINGLE}test_endpoint_without_tcp_gets_a_hint[{script}---connect]"]),
+        Mutant(f"{name}.loud", script, "            if not args.quiet:\n",
+               "            if True:\n", "--quiet still prints a line per reply",
+               [f"{CLIENTS}test_quiet_drops_the_per_request_lines_and_keeps_the_events[{script}]"]),
     ]  # fmt: skip
 
 
 def server_mutants(script, in_hand_test, oversized_test):
     """The same bugs in either REP server, rep.py and mrep.py."""
     name = script.removesuffix(".py")
+    client = "c.py" if script == "rep.py" else "mreq.py"
     return [
         *signal_mutants(script, name),
         Mutant(f"{name}.linger-0", script, *LINGER_0,
@@ -130,6 +134,9 @@ def server_mutants(script, in_hand_test, oversized_test):
                "--work is ignored", [f"{SERVERS}test_work_holds_each_request[{script}]"]),
         Mutant(f"{name}.no-maxmsgsize", script, *MAXMSGSIZE,
                "a peer can send a frame of any size: --max-size is ignored", [oversized_test]),
+        Mutant(f"{name}.loud", script, "    if not quiet:\n        say(f\"python: received",
+               "    if True:\n        say(f\"python: received", "--quiet still prints each request",
+               [f"{CLIENTS}test_quiet_drops_the_per_request_lines_and_keeps_the_events[{client}]"]),
     ]  # fmt: skip
 
 

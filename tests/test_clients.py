@@ -18,6 +18,7 @@ from conftest import (
     DIGEST_RE,
     ECHO_BACK_RE,
     ECHO_RE,
+    PER_REQUEST_RE,
     RESEND_RE,
     SENT_RE,
     SERVER_GOT_RE,
@@ -220,3 +221,25 @@ def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, 
         sent()  # A's old reply was sent, and went nowhere
         a.send(signal.SIGCONT)
         check_client(a, 1)
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_quiet_drops_the_per_request_lines_and_keeps_the_events(spawn, script):
+    server, endpoint = start_service(spawn, script, "--quiet")
+    client = spawn(script, "--connect", endpoint, "--count", 3, "--interval", 0, "--quiet")
+    assert client.wait() == 0
+    me = f"python (pid={client.pid}):"
+    assert client.lines == [
+        f"{me} client connecting to {endpoint}",
+        f"{me} done, 3 replies verified, 0 mismatched",
+    ]
+    server.stop()
+    assert not [line for line in server.lines if PER_REQUEST_RE.match(line)], server.lines
+    assert len(server.lines) == (2 if script == "c.py" else 3)  # startup (connected), stopped
+    # With nobody to answer, what happens is still said: each resend, and giving up.
+    alone = spawn(script, "--connect", endpoint, "--quiet", "--timeout", 0.2, "--retries", 1)
+    assert alone.wait() == 1
+    events = [line.split(": ", 1)[1] for line in alone.lines[1:]]
+    assert len(events) == 2, alone.lines
+    assert re.fullmatch(r"no .* 0.2 s, resending \(retry 1\)", events[0])
+    assert re.fullmatch(r"no .* 0.2 s, giving up after 1 retry", events[1])
