@@ -91,16 +91,18 @@ def test_one_retry_is_said_in_the_singular(spawn, script):
 
 @pytest.mark.parametrize("script", CLIENTS)
 def test_late_reply_is_never_taken_for_a_later_request(spawn, script):
-    # Two servers, one slower than --timeout: each request dealt to it is resent
-    # to the other, and its reply arrives while the client waits for the next
-    # request's. REQ_CORRELATE must drop it; taken, it would be a mismatch.
+    # Two servers, one slower than --timeout (1.5 s > 1 s), one not (0.2 s): a
+    # request dealt to the slow one is resent to the other, and the next one is
+    # dealt to the slow one again, which answers the first one 0.3 s later.
+    # REQ_CORRELATE must drop that reply; taken, it would be a mismatch. (0.2 s
+    # each: by the second request, the client is surely connected to both.)
     if script == "c.py":
-        (_, slow), (_, fast) = start_rep(spawn, "--work", 1.5), start_rep(spawn)
+        (_, slow), (_, fast) = start_rep(spawn, "--work", 1.5), start_rep(spawn, "--work", 0.2)
         endpoints = [slow, fast]
     else:
         _, front, back = start_broker(spawn)
         start_worker(spawn, back, args=["--work", 1.5])
-        start_worker(spawn, back)
+        start_worker(spawn, back, args=["--work", 0.2])
         endpoints = [front]
     client = spawn(script, "--connect", ",".join(endpoints), "--count", 4, "--interval", 0,
                    "--timeout", 1)  # fmt: skip
@@ -108,58 +110,20 @@ def test_late_reply_is_never_taken_for_a_later_request(spawn, script):
     assert client.matches(RESEND_RE), "the slow server's requests were resent"
 
 
-class Liar:
-    """A REP server of our own: wrong replies first, then right ones, until closed."""
+class OwnServer:
+    """A REP server of our own, on a thread: answers each request with
+    answer(request) after `work` seconds, and counts what it received and
+    replied. Bound to a free port (self.endpoint), or connected to `connect`."""
 
-    def __init__(self, ctx, lies, truth):
-        self.sock = ctx.socket(zmq.REP)
-        self.sock.linger = 0
-        self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
-        self.lies, self.truth = list(lies), truth
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.answer, daemon=True)
-        self.thread.start()
-
-    def answer(self):
-        while not self.done.is_set():
-            if self.sock.poll(100):
-                request = self.sock.recv()
-                self.sock.send(self.lies.pop(0) if self.lies else self.truth(request))
-
-    def close(self):
-        self.done.set()
-        self.thread.join(WAIT)
-        self.sock.close()
-
-
-@pytest.mark.parametrize("script", CLIENTS)
-def test_wrong_reply_is_reported_and_fails_a_count_run(spawn, zctx, script):
-    if script == "c.py":
-        truth = lambda request: hashlib.sha1(request).hexdigest().encode()  # noqa: E731
-    else:
-        truth = lambda request: request  # noqa: E731
-    liar = Liar(zctx, [b"0" * 40, b"\xffnot it\n"], truth)
-    try:
-        client = spawn(script, "--connect", f"tcp://127.0.0.1:{liar.port}", "--count", 3,
-                       "--interval", 0)  # fmt: skip
-        assert client.wait() == 1
-    finally:
-        liar.close()
-    mismatches = [line for line in client.lines if "mismatch:" in line]
-    assert len(mismatches) == 2, client.lines  # never counted as verified...
-    assert "got '\\xffnot it\\n'" in mismatches[1]  # ...and shown escaped, on one line
-    assert client.lines[-1].endswith("done, 1 replies verified, 2 mismatched")
-
-
-class ShaWorker:
-    """A REP server of our own behind the broker that answers with the SHA-1 after
-    `work` seconds: c.py's server in part 2 (rep.py binds; it cannot join a broker)."""
-
-    def __init__(self, ctx, backend, work):
-        self.sock = ctx.socket(zmq.REP)
-        self.sock.linger = 0
-        self.sock.connect(backend)
-        self.work, self.received, self.replied = work, 0, 0
+    def __init__(self, ctx, answer, connect=None, work=0):
+        self.sock = ctx.socket(zmq.REP)  # LINGER 0, as every socket of zctx
+        if connect:
+            self.sock.connect(connect)
+            self.endpoint = connect
+        else:
+            self.endpoint = f"tcp://127.0.0.1:{self.sock.bind_to_random_port('tcp://127.0.0.1')}"
+        self.answer, self.work = answer, work
+        self.received = self.replied = 0
         self.changed = threading.Condition()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -170,14 +134,15 @@ class ShaWorker:
             if not self.sock.poll(100):
                 continue
             request = self.sock.recv()
-            with self.changed:
-                self.received += 1
-                self.changed.notify_all()
+            self.count("received")
             self.done.wait(self.work)  # "working"
-            self.sock.send(hashlib.sha1(request).hexdigest().encode())
-            with self.changed:
-                self.replied += 1
-                self.changed.notify_all()
+            self.sock.send(self.answer(request))
+            self.count("replied")
+
+    def count(self, what):
+        with self.changed:
+            setattr(self, what, getattr(self, what) + 1)
+            self.changed.notify_all()
 
     def wait_until(self, condition):
         with self.changed:
@@ -189,6 +154,26 @@ class ShaWorker:
         self.sock.close()
 
 
+def sha(request):
+    return hashlib.sha1(request).hexdigest().encode()
+
+
+@pytest.mark.parametrize("script", CLIENTS)
+def test_wrong_reply_is_reported_and_fails_a_count_run(spawn, zctx, script):
+    lies = [b"0" * 40, b"\xffnot it\n"]  # then the truth
+    truth = sha if script == "c.py" else lambda request: request
+    liar = OwnServer(zctx, lambda request: lies.pop(0) if lies else truth(request))
+    try:
+        client = spawn(script, "--connect", liar.endpoint, "--count", 3, "--interval", 0)
+        assert client.wait() == 1
+    finally:
+        liar.close()
+    mismatches = [line for line in client.lines if "mismatch:" in line]
+    assert len(mismatches) == 2, client.lines  # never counted as verified...
+    assert "got '\\xffnot it\\n'" in mismatches[1]  # ...and shown escaped, on one line
+    assert client.lines[-1].endswith("done, 1 replies verified, 2 mismatched")
+
+
 @pytest.mark.parametrize("script", CLIENTS)
 def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, script):
     # A new broker hands out the same connection ids as the old one did (libzmq
@@ -198,7 +183,8 @@ def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, 
     broker, front, back = start_broker(spawn)
     with contextlib.ExitStack() as stack:
         if script == "c.py":
-            worker = ShaWorker(zctx, back, work=HELD)
+            # c.py's server behind a broker: rep.py binds; it cannot join one.
+            worker = OwnServer(zctx, sha, connect=back, work=HELD)
             stack.callback(worker.close)
             in_hand = lambda: worker.wait_until(lambda: worker.received == 1)  # noqa: E731
             sent = lambda: worker.wait_until(lambda: worker.replied >= 2)  # noqa: E731
