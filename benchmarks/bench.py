@@ -228,8 +228,7 @@ def measure_scaling(ctx, spawn, seconds):
 
 def reply_gaps(client):
     """Seconds between consecutive replies a client printed (line arrival times)."""
-    with client.changed:
-        times = [t for t, line in client.stamped if ECHO_RE.search(line)]
+    times = client.arrivals(ECHO_RE)
     return [b - a for a, b in zip(times, times[1:])]
 
 
@@ -263,11 +262,7 @@ def measure_stall(spawn, settle_replies):
 
 
 def reply_times(clients):
-    times = []
-    for client in clients:
-        with client.changed:
-            times += [t for t, line in client.stamped if ECHO_RE.search(line)]
-    return sorted(times)
+    return sorted(t for client in clients for t in client.arrivals(ECHO_RE))
 
 
 def rate(times, start, end):

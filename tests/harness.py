@@ -80,6 +80,11 @@ class Proc:
     def matches(self, regex):
         return [m for m in map(regex.match, self.lines) if m]
 
+    def arrivals(self, regex):
+        """When each stdout line matching regex reached us (time.monotonic)."""
+        with self.changed:
+            return [t for t, line in self.stamped if regex.search(line)]
+
     def wait_for(self, regex, count=1, timeout=WAIT):
         """Block until `count` stdout lines match; return the last match. Fails on exit or
         timeout, showing what the process printed."""
@@ -181,6 +186,5 @@ def cpu_seconds(pid):
 
 def worst_gap(proc, regex):
     """Longest time between consecutive matching lines: printed, never asserted."""
-    with proc.changed:
-        times = [t for t, line in proc.stamped if regex.match(line)]
+    times = proc.arrivals(regex)
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)

@@ -52,18 +52,12 @@ def start_service(spawn, script, *server_args):
     return start_worker(spawn, back, args=server_args), front
 
 
-def arrivals(proc, regex):
-    """When each matching line of the process reached us (time.monotonic)."""
-    with proc.changed:
-        return [t for t, line in proc.stamped if regex.search(line)]
-
-
 @pytest.mark.parametrize("script", CLIENTS)
 def test_interval_is_the_pause_after_each_reply(spawn, script):
     _, endpoint = start_service(spawn, script)
     client = spawn(script, "--connect", endpoint, "--count", 3, "--interval", 0.5)
     check_client(client, 3)
-    replies = arrivals(client, REPLY_RE[script])
+    replies = client.arrivals(REPLY_RE[script])
     gaps = [b - a for a, b in zip(replies, replies[1:])]
     assert all(gap > 0.25 for gap in gaps), gaps  # at least 0.5 s, less our reading's delay
 
@@ -75,7 +69,7 @@ def test_unanswered_request_is_resent_each_timeout_then_given_up(spawn, script):
     assert client.wait() == 1
     assert len(client.matches(RESEND_RE)) == 2, client.lines
     assert client.lines[-1].endswith("no reply within 1 s, giving up after 2 retries")
-    waits = arrivals(client, UNANSWERED_RE)
+    waits = client.arrivals(UNANSWERED_RE)
     gaps = [b - a for a, b in zip(waits, waits[1:])]
     assert all(gap > 0.5 for gap in gaps), gaps  # each a whole --timeout after its send
     assert len(server.matches(SERVER_GOT_RE)) == 1  # the others still wait behind it

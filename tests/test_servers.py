@@ -97,9 +97,7 @@ def test_work_holds_each_request(spawn, script):
         client = spawn("mreq.py", "--connect", front, "--count", 2, "--interval", 0)
         check_echo_client(client, 2)
         back_re = ECHO_BACK_RE
-    with server.changed:
-        got = [t for t, line in server.stamped if SERVER_GOT_RE.match(line)]
-        sent = [t for t, line in server.stamped if back_re.match(line)]
+    got, sent = server.arrivals(SERVER_GOT_RE), server.arrivals(back_re)
     held = [b - a for a, b in zip(got, sent)]
     assert len(held) == 2 and all(h > 0.25 for h in held), held  # 0.5 s, less our reading's delay
 
