@@ -98,9 +98,10 @@ def new_socket(ctx, kind, max_size):
     # libzmq's default backlog is 100: a class reconnecting at once after a
     # restart would overflow it, and the overflow waits seconds to retry.
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
-    # The proxy forwards requests in bursts. If its only server is frozen and
-    # that connection full, a send would block the proxy for good (a DEALER with
-    # no server left has nowhere to send): it gives up instead, and is restarted.
+    # The proxy forwards bursts of up to 1000 requests; room towards a server comes
+    # back 500 at a time as it reads, so a burst can stop midway and a send wait
+    # until that server reads again (for good, if it froze and was dropped). It
+    # gives up instead, and is restarted; its client resends the request in hand.
     sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
     return sock
 
@@ -238,7 +239,8 @@ def main():
         Broker(ctx, frontend, backend).run(front_monitor, back_monitor, stop)
         say(f"python (pid={PID}): stopped")
     finally:
-        # LINGER 0 on every socket: drop messages in flight; the clients will resend them.
+        # LINGER 0 on every socket: drop messages in flight, or a server that reads
+        # nothing would keep the broker from exiting. The clients resend them.
         ctx.destroy(linger=0)
 
 

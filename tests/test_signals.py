@@ -141,25 +141,47 @@ def test_broker_stops_at_any_moment_stress(spawn):
         check_stopped_cleanly(broker)
 
 
-def test_broker_stops_after_its_frozen_server_left_requests_piled_up(spawn, zctx):
-    # libzmq's proxy forwards requests in bursts of up to 1000. With its only
-    # server frozen, the connection to it fills up mid-burst, and a send with no
-    # timeout would block the proxy for good: even after the heartbeat drops the
-    # server, the DEALER has nowhere to send, and the broker could never stop.
+def send_until_full(pile, payload):
+    """Send requests until the broker takes none for a second; how many went."""
+    for sent in range(100_000):
+        if not pile.poll(1000, zmq.POLLOUT):
+            return sent
+        pile.send_multipart([b"", payload], zmq.NOBLOCK)
+    raise AssertionError(f"{sent} requests went in: the broker never filled up")
+
+
+def test_broker_stops_while_its_only_server_reads_nothing_and_requests_pile_up(spawn, zctx):
+    # libzmq's proxy forwards requests in bursts of up to 1000, after one check
+    # that the way to the servers has room (proxy.cpp, v4.3.5). That way holds
+    # 1000 requests, and room comes back 500 at a time as the server reads. So a
+    # burst that starts when 500 came back, with more than 500 waiting, fills it
+    # mid-way; a send with no timeout then waits until the server reads again,
+    # and a server that never does leaves the broker unable to stop.
     broker, front, back = start_broker(spawn)
-    worker = start_worker(spawn, back, args=["--quiet"])
-    broker.wait_for("server connected, 1 connected now")
-    worker.send(signal.SIGSTOP)
     pile = zctx.socket(zmq.DEALER)  # a client that need not wait for replies
+    pile.setsockopt(zmq.SNDHWM, 10)  # so it sees at once when the broker takes more
     pile.connect(front)
-    # Requests until the broker takes no more for 2 s: the way to the frozen server
-    # (queues and kernel buffers, whatever their size here) is full.
-    for _ in range(100_000):
-        if not pile.poll(2000, zmq.POLLOUT):
-            break
-        pile.send_multipart([b"", b"x" * 1000], zmq.NOBLOCK)
-    else:
-        raise AssertionError("100 MB went in: the broker never filled up")
-    broker.wait_for("no server connected, requests wait")  # the heartbeat dropped it
+    # Requests big enough that the kernel holds fewer than 200 of them on the
+    # way to the server: only the server's reads give room back, not the kernel.
+    kernel_send_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    payload = b"x" * max(16 * 1024, kernel_send_max // 200)
+    assert send_until_full(pile, payload) > 1000  # no server yet: they wait in the broker
+
+    server = zctx.socket(zmq.DEALER)  # a server that reads only when told to
+    server.setsockopt(zmq.RCVHWM, 10)
+    server.setsockopt(zmq.RCVBUF, 64 * 1024)
+    # Its pings keep the broker from dropping it; it never drops the broker.
+    server.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+    server.setsockopt(zmq.HEARTBEAT_TIMEOUT, 600_000)
+    server.connect(back)
+    broker.wait_for("server connected, 1 connected now")
+    # The first burst, 1000 requests, fills the way to the server exactly.
+    assert pile.poll(WAIT * 1000, zmq.POLLOUT), "the broker took no request"
+    send_until_full(pile, payload)
+    # The server reads 500: room for 500 comes back, and the next burst of 1000 fills it.
+    for _ in range(500):
+        assert server.poll(WAIT * 1000), "the server got no request"
+        server.recv_multipart()
+    assert pile.poll(WAIT * 1000, zmq.POLLOUT), "the broker took no more requests"
     broker.send(signal.SIGTERM)
     check_stopped_cleanly(broker)
