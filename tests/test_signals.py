@@ -152,11 +152,13 @@ def send_until_full(pile, payload):
 
 def test_broker_stops_while_its_only_server_reads_nothing_and_requests_pile_up(spawn, zctx):
     # libzmq's proxy forwards requests in bursts of up to 1000, after one check
-    # that the way to the servers has room (proxy.cpp, v4.3.5). That way holds
-    # 1000 requests, and room comes back 500 at a time as the server reads. So a
+    # that the back end has room (proxy.cpp, v4.3.5). The queue towards a server
+    # holds 1000 (the send high-water mark), and room in it comes back 500 at a
+    # time, as requests leave for the kernel and the server (pipe.cpp). So a
     # burst that starts when 500 came back, with more than 500 waiting, fills it
-    # mid-way; a send with no timeout then waits until the server reads again,
-    # and a server that never does leaves the broker unable to stop.
+    # midway; a send with no timeout then waits until the server reads again, and
+    # a server that never does leaves the broker unable to stop. So does LINGER
+    # on the way out: those 500 requests would wait for good to be delivered.
     broker, front, back = start_broker(spawn)
     pile = zctx.socket(zmq.DEALER)  # a client that need not wait for replies
     pile.setsockopt(zmq.SNDHWM, 10)  # so it sees at once when the broker takes more
