@@ -134,6 +134,11 @@ def zctx():
         ctx.destroy(linger=0)
 
 
+def sha_reply(request):
+    """What rep.py answers to a request: the hex SHA-1 of all its bytes."""
+    return hashlib.sha1(request).hexdigest().encode()
+
+
 def check_sha_client(proc, count):
     """c.py exited 0 with `count` digests, each the SHA-1 of what it had just sent."""
     assert proc.wait() == 0, proc.stderr

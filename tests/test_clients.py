@@ -6,7 +6,6 @@ so long), which no slow machine can break; how fast things go is the benchmark's
 """
 
 import contextlib
-import hashlib
 import re
 import signal
 import threading
@@ -25,6 +24,7 @@ from conftest import (
     WAIT,
     check_echo_client,
     check_sha_client,
+    sha_reply,
     start_broker,
     start_rep,
     start_worker,
@@ -148,14 +148,10 @@ class OwnServer:
         self.sock.close()
 
 
-def sha(request):
-    return hashlib.sha1(request).hexdigest().encode()
-
-
 @pytest.mark.parametrize("script", CLIENTS)
 def test_wrong_reply_is_reported_and_fails_a_count_run(spawn, zctx, script):
     lies = [b"0" * 40, b"\xffnot it\n"]  # then the truth
-    truth = sha if script == "c.py" else lambda request: request
+    truth = sha_reply if script == "c.py" else lambda request: request
     liar = OwnServer(zctx, lambda request: lies.pop(0) if lies else truth(request))
     try:
         client = spawn(script, "--connect", liar.endpoint, "--count", 3, "--interval", 0)
@@ -178,7 +174,7 @@ def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, 
     with contextlib.ExitStack() as stack:
         if script == "c.py":
             # c.py's server behind a broker: rep.py binds; it cannot join one.
-            worker = OwnServer(zctx, sha, connect=back, work=HELD)
+            worker = OwnServer(zctx, sha_reply, connect=back, work=HELD)
             stack.callback(worker.close)
             in_hand = lambda: worker.wait_until(lambda: worker.received == 1)  # noqa: E731
             sent = lambda: worker.wait_until(lambda: worker.replied >= 2)  # noqa: E731

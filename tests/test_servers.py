@@ -5,7 +5,6 @@ connecting at once, take a client back under its name, and raise a low
 open-file limit or say why they cannot.
 """
 
-import hashlib
 import selectors
 import signal
 import socket
@@ -22,16 +21,13 @@ from conftest import (
     WAIT,
     check_echo_client,
     check_sha_client,
+    sha_reply,
     start_broker,
     start_rep,
     start_worker,
 )
 
 BIG = 16 * 1024 * 1024  # bytes: a reply this big takes a while to leave
-
-
-def sha(data):
-    return hashlib.sha1(data).hexdigest().encode()
 
 
 def echo(data):
@@ -44,7 +40,7 @@ def start_binder(spawn, script, *args, **options):
     if script == "rep.py":
         proc = spawn("rep.py", "--bind", ANY_PORT, *args, **options)
         endpoint = proc.wait_for(r"serving sha1 on (tcp://[^\s,]+)").group(1)
-        return proc, endpoint, sha
+        return proc, endpoint, sha_reply
     proc, front, back = start_broker(spawn, *args, **options)
     start_worker(spawn, back, args=["--quiet"])
     return proc, front, echo
@@ -67,7 +63,7 @@ def test_stopped_server_answers_the_request_in_hand(spawn, zctx, script):
         server, endpoint = start_rep(spawn, *args)
         peer = zctx.socket(zmq.REQ)  # a client
         peer.connect(endpoint)
-        expected = [sha(b"x" * BIG)]
+        expected = [sha_reply(b"x" * BIG)]
     else:
         peer = zctx.socket(zmq.DEALER)  # a broker's back end, as far as mrep.py can tell
         port = peer.bind_to_random_port("tcp://127.0.0.1")
