@@ -5,38 +5,28 @@
 # ///
 """msgqueue.py: the broker. ROUTER for clients in front, DEALER for servers behind.
 
-With one server, clients can connect to it directly. With many, something has
-to choose a server for each request and notice servers coming and going. This
-broker is that something, so neither clients nor servers need to know about
-each other: both connect to the broker's two well-known ports.
+With many servers, something has to choose one for each request and notice
+servers come and go. This broker does: clients (mreq.py) connect to its front,
+servers (mrep.py) to its back, and neither needs to know about the other. The
+ROUTER tags each request with the client connection it came from and routes the
+reply back by that tag; the DEALER deals requests round-robin to the servers.
 
-  * ROUTER (front, clients' REQ sockets connect): receives each request with
-    an extra first frame naming the client connection it came from, and on the
-    way back uses that frame to send the reply to the right client.
-  * DEALER (back, servers' REP sockets connect): hands requests out round-robin
-    over the servers that are connected, and takes replies from any of them.
+The pattern, as the zguide writes it (a test runs this very code):
 
-zmq.proxy() moves messages both ways inside libzmq, in C, on a thread of its
-own. There is no Python loop per message: the broker costs almost nothing.
-
-One catch: with requests waiting and no server connected, libzmq's proxy
-spins at 100% CPU (libzmq issue #4071). So the main thread counts servers,
-from the events of a monitor on the back (a server has connected when its
-ZeroMQ handshake succeeds; it has left when that connection drops), and runs
-the proxy only while the count is above zero. Meanwhile requests simply wait
-in the ROUTER. The main thread never blocks for long, so Ctrl-C stops the
-broker at once, even where a signal cannot interrupt a blocking call.
+    context = zmq.Context()
+    frontend = context.socket(zmq.ROUTER)
+    frontend.bind("tcp://127.0.0.1:5559")
+    backend = context.socket(zmq.DEALER)
+    backend.bind("tcp://127.0.0.1:5560")
+    zmq.proxy(frontend, backend)  # both ways, inside libzmq: no Python per message
 
 Run it first, then servers (mrep.py) and clients (mreq.py) in other terminals:
 
     python msgqueue.py                 # clients on 5559, servers on 5560
 
-Try:
-  * start and stop servers: this terminal shows each one come and go;
-  * Ctrl-C it while clients and servers run: clients say they are waiting;
-    start it again and everyone reconnects and carries on by themselves;
-  * start a second one on other ports and point everyone at both (--connect
-    twice): kill either broker and work goes on through the other.
+Try: start and stop servers (this terminal shows each come and go); Ctrl-C it
+and start it again (everyone reconnects by themselves); a second broker on other
+ports with everyone pointed at both (--connect twice): kill either, work goes on.
 """
 
 import argparse
@@ -61,14 +51,155 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the broker itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
-POLL_MS = 100  # how often the main loop looks up to see if it must stop
-REFUSING_EVERY = 10  # seconds: libzmq retries a refused connection at once; a line, not a flood
+POLL_MS = 100  # the proxy runs in turns this long; the main loop looks up between them
+REFUSING_EVERY = 10  # seconds between two lines about the open-file limit
 PID = os.getpid()
+
+
+def broker(frontend, backend, monitors, stop):
+    """The pattern: zmq.proxy(frontend, backend), in turns, each begun only while
+    a server can take a request: libzmq's proxy spins at 100% CPU while requests
+    wait and none can (libzmq issue 4071), and nothing tells when it does."""
+    proxy, servers = Proxy(frontend, backend), ServerCount()
+    idle, busy = zmq.Poller(), zmq.Poller()
+    for monitor in monitors:
+        idle.register(monitor, zmq.POLLIN)
+        busy.register(monitor, zmq.POLLIN)
+    idle.register(backend, zmq.POLLOUT)  # only between turns: in one, the proxy owns it
+    try:
+        while not stop:
+            for sock, _ in (busy if proxy.thread else idle).poll(POLL_MS):
+                while sock is not backend and sock.poll(0):
+                    servers.follow(recv_monitor_message(sock))
+            proxy.stop()  # a turn ends after POLL_MS, or at once when something happened
+            # POLLOUT: some server is connected and has room for a request.
+            writable = backend.poll(0, zmq.POLLOUT)
+            servers.check_unseen(writable)
+            if writable and not stop:
+                proxy.start()
+    finally:
+        proxy.close()
 
 
 def say(line):
     # flush=True: one line per event, visible at once even through a pipe.
     print(line, flush=True)
+
+
+class Proxy:
+    """zmq.proxy_steerable, one turn at a time, on a thread of the broker's own;
+    the main thread ends a turn with TERMINATE on a control socket."""
+
+    def __init__(self, frontend, backend):
+        self.sockets, self.thread = (frontend, backend), None
+        self.control = frontend.context.socket(zmq.PAIR)
+        self.control.bind(f"inproc://proxy-control-{id(self)}")
+        self.steer = frontend.context.socket(zmq.PAIR)  # the proxy's end
+        self.steer.connect(f"inproc://proxy-control-{id(self)}")
+
+    def start(self):
+        self.thread = threading.Thread(target=self.turn, daemon=True)
+        self.thread.start()
+
+    def turn(self):
+        try:
+            zmq.proxy_steerable(*self.sockets, None, self.steer)
+        except zmq.ZMQError:  # a send gave up (SNDTIMEO) with a message half moved:
+            for sock in self.sockets:  # drop the rest, so none arrives without its head
+                while sock.getsockopt(zmq.RCVMORE):
+                    sock.recv(zmq.NOBLOCK)
+
+    def stop(self):
+        if self.thread:
+            self.control.send(b"TERMINATE")
+            while self.thread.is_alive():
+                self.thread.join(POLL_MS / 1000)  # short waits: a signal is seen
+            for sock in (self.control, self.steer):  # its answer, or a TERMINATE unread
+                while sock.poll(0):
+                    sock.recv()
+            self.thread = None
+
+    def close(self):
+        self.stop()
+        self.control.close()
+        self.steer.close()
+
+
+class ServerCount:
+    """How many ZeroMQ 4 servers are connected, from the back end's monitor. Its
+    HANDSHAKE_SUCCEEDED does not say which connection succeeded, but a connection
+    whose handshake failed has that reported just before its DISCONNECTED."""
+
+    FAILED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    FAILED |= zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    EVENTS = FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_ACCEPTED
+    EVENTS |= zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPT_FAILED
+
+    def __init__(self):
+        self.count, self.failed = 0, False
+        self.open = {}  # connection (file number) -> may it be a server?
+        self.unseen_since, self.unseen_said, self.next_limit_line = None, False, 0.0
+
+    def follow(self, event):
+        kind, value = event["event"], event["value"]
+        if kind == zmq.EVENT_ACCEPT_FAILED:
+            return self.at_file_limit(value)
+        failed, self.failed = self.failed, bool(kind & self.FAILED)
+        if kind == zmq.EVENT_ACCEPTED:
+            self.open[value] = False  # none of the handshakes so far can be its
+        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.open = dict.fromkeys(self.open, True)  # it may be any open one
+            self.changed(+1, "server connected")
+        elif kind == zmq.EVENT_DISCONNECTED and self.open.pop(value, False) and not failed:
+            self.changed(-1, "server left")
+
+    def changed(self, by, what):
+        self.count += by
+        say(f"python (pid={PID}): {what}, {self.count} connected now")
+        if self.count == 0:
+            self.unseen_said = False
+            say(f"python (pid={PID}): no server connected, requests wait")
+
+    def check_unseen(self, writable):
+        # ZeroMQ 2 and 3 servers (ZMTP 1.0, 2.0) take requests with no event at all;
+        # a ZeroMQ 4 one may take them a moment before its event, so wait a turn.
+        if self.count or not writable:
+            self.unseen_since = None
+        elif self.unseen_since is None:
+            self.unseen_since = time.monotonic()
+        elif not self.unseen_said and time.monotonic() > self.unseen_since + POLL_MS / 1000:
+            self.unseen_said = True
+            say(
+                f"python (pid={PID}): requests go to a peer the count cannot see (ZeroMQ"
+                " older than 4, or not ZeroMQ at all: a web browser on the servers' port?)"
+            )
+
+    def at_file_limit(self, error):
+        if time.monotonic() > self.next_limit_line:  # libzmq retries at once: no flood
+            self.next_limit_line = time.monotonic() + REFUSING_EVERY
+            say(
+                f"python (pid={PID}): at the open-file limit ({zmq.strerror(error)}): new"
+                " connections wait; raise the open-file limit (ulimit -n) or start another broker"
+            )
+
+
+def new_socket(ctx, kind, max_size):
+    sock = ctx.socket(kind)
+    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
+    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
+    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
+    # A frame over max_size makes libzmq drop that peer's connection, so one
+    # peer cannot make the broker buffer gigabytes. The others are unaffected.
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    # libzmq's default backlog is 100: a class reconnecting at once after a
+    # restart would overflow it, and the overflow waits seconds to retry.
+    sock.setsockopt(zmq.BACKLOG, BACKLOG)
+    # A burst of requests can fill every server's queue midway (room comes back 500
+    # at a time): the send gives up after POLL_MS, the turn ends, the client resends.
+    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
+    return sock
 
 
 def raise_open_file_limit():
@@ -85,27 +216,6 @@ def raise_open_file_limit():
     return soft - SPARE_FILES
 
 
-def new_socket(ctx, kind, max_size):
-    sock = ctx.socket(kind)
-    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
-    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    # A frame over max_size makes libzmq drop that peer's connection, so one
-    # peer cannot make the broker buffer gigabytes. The others are unaffected.
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
-    # libzmq's default backlog is 100: a class reconnecting at once after a
-    # restart would overflow it, and the overflow waits seconds to retry.
-    sock.setsockopt(zmq.BACKLOG, BACKLOG)
-    # The proxy forwards bursts of up to 1000 requests; room towards a server comes
-    # back 500 at a time as it reads, so a burst can stop midway and a send wait
-    # until that server reads again (for good, if it froze and was dropped). It
-    # gives up instead, and is restarted; its client resends the request in hand.
-    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
-    return sock
-
-
 def bind(sock, endpoint):
     # libzmq quietly wraps a TCP port over 65535 (99999 becomes 34463): refuse it.
     port = endpoint.rpartition(":")[2]
@@ -118,82 +228,6 @@ def bind(sock, endpoint):
         hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
         sys.exit(f"msgqueue.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}{hint}")
     return sock.LAST_ENDPOINT.decode()
-
-
-def run_proxy(frontend, backend, control):
-    """Thread: move messages until the main thread sends TERMINATE on control."""
-    # It fails if a server vanishes as it is sent a request; the main loop restarts it.
-    with contextlib.suppress(zmq.ZMQError):
-        zmq.proxy_steerable(frontend, backend, None, control)
-
-
-class Broker:
-    """The main thread's view: which back-end connections are servers, and the proxy."""
-
-    def __init__(self, ctx, frontend, backend):
-        self.frontend, self.backend = frontend, backend
-        self.handshaking = []  # back-end connections (their file numbers) not yet servers
-        self.servers = set()
-        self.next_refusing_line = 0.0  # no "refusing" line before this time.monotonic()
-        self.proxy = None
-        self.control = ctx.socket(zmq.PAIR)
-        self.control.bind("inproc://proxy-control")
-        self.proxy_end = ctx.socket(zmq.PAIR)
-        self.proxy_end.connect("inproc://proxy-control")
-
-    def follow(self, event):
-        kind, fd = event["event"], event["value"]
-        if kind == zmq.EVENT_ACCEPTED:
-            self.handshaking.append(fd)
-        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED and self.handshaking:
-            # The event does not say which connection; handshakes take one round
-            # trip, so it is the newest one. Junk (a port scan, HTTP) never gets here.
-            self.servers.add(self.handshaking.pop())
-            say(f"python (pid={PID}): server connected, {len(self.servers)} connected now")
-        elif kind == zmq.EVENT_DISCONNECTED and fd in self.servers:
-            self.servers.discard(fd)
-            say(f"python (pid={PID}): server left, {len(self.servers)} connected now")
-            if not self.servers:
-                say(f"python (pid={PID}): no server connected, requests wait")
-        elif kind == zmq.EVENT_DISCONNECTED and fd in self.handshaking:
-            self.handshaking.remove(fd)  # never a server: it failed its handshake
-        elif kind == zmq.EVENT_ACCEPT_FAILED and time.monotonic() > self.next_refusing_line:
-            self.next_refusing_line = time.monotonic() + REFUSING_EVERY
-            say(
-                f"python (pid={PID}): refusing connections: {zmq.strerror(fd)};"
-                " raise the open-file limit (ulimit -n) or start another broker"
-            )
-
-    def start_or_stop_proxy(self):
-        if self.proxy and not self.proxy.is_alive():
-            self.proxy = None  # it failed; start it again if there is a server
-        if self.servers and not self.proxy:
-            args = (self.frontend, self.backend, self.proxy_end)
-            self.proxy = threading.Thread(target=run_proxy, args=args, daemon=True)
-            self.proxy.start()
-        elif not self.servers and self.proxy:
-            self.stop_proxy()
-
-    def stop_proxy(self):
-        if self.proxy:
-            self.control.send(b"TERMINATE")
-            while self.proxy.is_alive():
-                self.proxy.join(POLL_MS / 1000)  # short waits: a signal is seen
-            while self.control.poll(0):
-                self.control.recv()  # the proxy's acknowledgement
-            self.proxy = None
-
-    def run(self, front_monitor, back_monitor, stop):
-        poller = zmq.Poller()
-        poller.register(front_monitor, zmq.POLLIN)
-        poller.register(back_monitor, zmq.POLLIN)
-        try:
-            while not stop:
-                for monitor, _ in poller.poll(POLL_MS):
-                    self.follow(recv_monitor_message(monitor))
-                self.start_or_stop_proxy()
-        finally:
-            self.stop_proxy()
 
 
 def stop_requests():
@@ -221,7 +255,7 @@ def main():
 
     stop = stop_requests()
     room = raise_open_file_limit()
-    ctx = zmq.Context()
+    ctx = zmq.Context()  # one I/O thread: the monitor's events come in libzmq's order
     try:
         frontend = new_socket(ctx, zmq.ROUTER, args.max_size)
         # Clients name themselves; a client that reconnects before its old
@@ -229,14 +263,12 @@ def main():
         frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         backend = new_socket(ctx, zmq.DEALER, args.max_size)
         # Monitors before binding, or a server that connects at once is missed.
-        refused = zmq.EVENT_ACCEPT_FAILED
-        front_monitor = frontend.get_monitor_socket(refused)
-        servers = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
-        back_monitor = backend.get_monitor_socket(refused | servers)
+        front_monitor = frontend.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
+        back_monitor = backend.get_monitor_socket(ServerCount.EVENTS)
         front, back = bind(frontend, args.frontend), bind(backend, args.backend)
         limit = f" (room for {room} connections)" if room else ""
         say(f"python (pid={PID}): broker up, clients on {front}, servers on {back}{limit}")
-        Broker(ctx, frontend, backend).run(front_monitor, back_monitor, stop)
+        broker(frontend, backend, (front_monitor, back_monitor), stop)
         say(f"python (pid={PID}): stopped")
     finally:
         # LINGER 0 on every socket: drop messages in flight, or a server that reads

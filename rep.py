@@ -160,8 +160,8 @@ def serve(sock, monitor, stop, work, quiet):
             if time.monotonic() > next_refusing_line:
                 next_refusing_line = time.monotonic() + REFUSING_EVERY
                 say(
-                    f"python (pid={PID}): refusing connections: {zmq.strerror(error)};"
-                    " raise the open-file limit (ulimit -n)"
+                    f"python (pid={PID}): at the open-file limit ({zmq.strerror(error)}):"
+                    " new connections wait; raise the open-file limit (ulimit -n)"
                 )
 
 

@@ -59,7 +59,8 @@ _CLIENT_EVENTS = [
 LINE_FORMATS = {
     "rep.py": [
         rf"{_ME} serving sha1 on tcp://\S+( \(room for \d+ connections\))?",
-        rf"{_ME} refusing connections: .+; raise the open-file limit \(ulimit -n\)",
+        rf"{_ME} at the open-file limit \(.+\): new connections wait; raise the open-file "
+        r"limit \(ulimit -n\)",
         SERVER_GOT_RE.pattern,
         SHA_BACK_RE.pattern,
         rf"{_ME} stopped",
@@ -75,8 +76,10 @@ LINE_FORMATS = {
         r"( \(room for \d+ connections\))?",
         rf"{_ME} server (connected|left), \d+ connected now",
         rf"{_ME} no server connected, requests wait",
-        rf"{_ME} refusing connections: .+; raise the open-file limit \(ulimit -n\) "
-        "or start another broker",
+        rf"{_ME} requests go to a peer the count cannot see \(ZeroMQ older than 4, or not "
+        r"ZeroMQ at all: a web browser on the servers' port\?\)",
+        rf"{_ME} at the open-file limit \(.+\): new connections wait; raise the open-file "
+        r"limit \(ulimit -n\) or start another broker",
         rf"{_ME} stopped",
     ],
     "mrep.py": [

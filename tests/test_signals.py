@@ -187,3 +187,13 @@ def test_broker_stops_while_its_only_server_reads_nothing_and_requests_pile_up(s
     assert pile.poll(WAIT * 1000, zmq.POLLOUT), "the broker took no more requests"
     broker.send(signal.SIGTERM)
     check_stopped_cleanly(broker)
+
+
+@pytest.mark.parametrize("script", sorted(STARTS))
+def test_script_stops_cleanly_with_warnings_as_errors(spawn, script):
+    """`python -X dev -W error`: no socket left unclosed (a ResourceWarning), no
+    warning of any kind, and no hang on the way out (the broker hung for good)."""
+    strict = [sys.executable, "-X", "dev", "-W", "error", str(ROOT / script)]
+    proc = start(spawn, script, program=strict)
+    proc.send(signal.SIGINT)
+    check_stopped_cleanly(proc)
