@@ -63,15 +63,17 @@ def printable(data):
 def connect_socket(ctx, endpoints, max_size):
     sock = ctx.socket(zmq.REP)
     # LINGER is how long closing may wait to deliver what is still queued. The
-    # default is forever: a server whose client vanished would never exit. 0 would
-    # drop the reply sent just before Ctrl-C. Half a second lets it leave.
+    # default is forever: libzmq keeps reconnecting to deliver, so a copy with a reply
+    # queued for a broker that is gone still ran 30 s after SIGTERM. 0 may drop a
+    # reply still leaving at exit (a big echo takes a while); 500 ms lets it leave.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
+    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    # A frame over max_size makes libzmq drop that connection.
+    # A frame over max_size makes libzmq drop that connection. The limit is per
+    # frame: a request of many frames, each under it, is taken whole, however big.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
     # The monitor reports connections made and lost. It must exist before the
     # first connect, or it can miss that connection's event.

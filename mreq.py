@@ -70,7 +70,7 @@ def connect_socket(ctx, endpoints):
     sock.setsockopt(zmq.IMMEDIATE, 1)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
+    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     for endpoint in endpoints:

@@ -87,7 +87,7 @@ def say(line):
 
 
 class Proxy:
-    """zmq.proxy_steerable, one turn at a time, on a thread of the broker's own;
+    """zmq.proxy_steerable, one turn at a time, on a thread the broker starts;
     the main thread ends a turn with TERMINATE on a control socket."""
 
     def __init__(self, frontend, backend):
@@ -162,12 +162,12 @@ class ServerCount:
 
     def check_unseen(self, writable):
         # ZeroMQ 2 and 3 servers (ZMTP 1.0, 2.0) take requests with no event at all;
-        # a ZeroMQ 4 one may take them a moment before its event, so wait a turn.
+        # a ZeroMQ 4 one may take them a moment before its event, so wait a second.
         if self.count or not writable:
             self.unseen_since = None
         elif self.unseen_since is None:
             self.unseen_since = time.monotonic()
-        elif not self.unseen_said and time.monotonic() > self.unseen_since + POLL_MS / 1000:
+        elif not self.unseen_said and time.monotonic() > self.unseen_since + 1:
             self.unseen_said = True
             say(
                 f"python (pid={PID}): requests go to a peer the count cannot see (ZeroMQ"
@@ -187,11 +187,11 @@ def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
+    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    # A frame over max_size makes libzmq drop that peer's connection, so one
-    # peer cannot make the broker buffer gigabytes. The others are unaffected.
+    # A frame over max_size makes libzmq drop that peer's connection; the others are
+    # unaffected. The limit is per frame: a request of many big frames is taken whole.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
     # libzmq's default backlog is 100: a class reconnecting at once after a
     # restart would overflow it, and the overflow waits seconds to retry.

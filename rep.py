@@ -45,7 +45,7 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the server itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
-REFUSING_EVERY = 10  # seconds: libzmq retries a refused connection at once; a line, not a flood
+REFUSING_EVERY = 10  # seconds: libzmq retries a failed accept() at once; a line, not a flood
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the digest
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
@@ -92,16 +92,18 @@ def check_port(endpoint):
 def bind_socket(ctx, endpoint, max_size):
     sock = ctx.socket(zmq.REP)
     # LINGER is how long closing may wait to deliver what is still queued. The
-    # default is forever: a server whose client vanished would never exit. 0 would
-    # drop the reply sent just before Ctrl-C. Half a second lets it leave.
+    # default is forever: with a client that sends but stops reading, this server
+    # took 4 s to exit (until heartbeats dropped it), not the half second promised.
+    # 0 may drop a reply still queued at exit. Half a second lets it leave.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # libzmq's own I/O thread answers pings, so a merely slow peer is never dropped.
+    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    # A frame over max_size makes libzmq drop that peer's connection, so one
-    # client cannot make the server buffer gigabytes. The others are unaffected.
+    # A frame over max_size makes libzmq drop that peer's connection; the others are
+    # unaffected. The limit is per frame: a request of 400 frames of 1 MB is taken
+    # whole (it took this server from 25 MB to 788 MB resident).
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
     # Clients name themselves (ROUTING_ID). One that reconnects before this
     # server noticed its old connection die (this server was frozen, or the
@@ -111,7 +113,7 @@ def bind_socket(ctx, endpoint, max_size):
     # libzmq's default backlog is 100: a class connecting at once would overflow
     # it, and the overflow waits seconds to retry.
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
-    # The monitor reports a connection refused for lack of open files.
+    # The monitor reports an accept() that failed for lack of open files.
     monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
     check_port(endpoint)
     try:
@@ -150,13 +152,13 @@ def serve(sock, monitor, stop, work, quiet):
     poller = zmq.Poller()
     poller.register(sock, zmq.POLLIN)
     poller.register(monitor, zmq.POLLIN)
-    next_refusing_line = 0.0  # no "refusing" line before this time.monotonic()
+    next_refusing_line = 0.0  # no open-file-limit line before this time.monotonic()
     while not stop:
         ready = dict(poller.poll(POLL_MS))
         if sock in ready:
             answer_one(sock, work, quiet)
         if monitor in ready:
-            error = recv_monitor_message(monitor)["value"]  # a connection refused
+            error = recv_monitor_message(monitor)["value"]  # an accept() that failed
             if time.monotonic() > next_refusing_line:
                 next_refusing_line = time.monotonic() + REFUSING_EVERY
                 say(

@@ -1,8 +1,9 @@
 """The mutants: small, plausible bugs, one edit to one script each.
 
-Every socket option the scripts set and every behaviour of DESIGN.md has at
-least one. `old` must occur exactly once in its script (run.py refuses it
-otherwise, so a change to a script cannot quietly turn a mutant into a no-op);
+Every socket option the scripts set and every behaviour of CONTRACT.md built so
+far (all but 12 and 14, planned) has at least one. `old` must occur exactly once
+in its script (run.py refuses it otherwise, so a change to a script cannot quietly
+turn a mutant into a no-op);
 `tests` are the tests that must fail with the bug in; `breaks` is the promise
 the bug breaks, as a user would see it.
 """

@@ -1,5 +1,5 @@
 """The broker's own promises: it shows servers come and go, counts only real
-ZeroMQ servers, never spins (DESIGN.md behaviour 11), and holds as many
+ZeroMQ servers, never spins (CONTRACT.md behaviour 11), and holds as many
 connections as the OS allows. Also mrep.py pointed at the wrong port."""
 
 import contextlib

@@ -1,4 +1,4 @@
-"""Many clients, many servers, through the broker: DESIGN.md's behaviour 2 to 7.
+"""Many clients, many servers, through the broker: CONTRACT.md's behaviour 2 to 7.
 
 Faults are injected with real signals into real processes. Clients in these
 tests run with --retries 1 where one fault is injected: a client that needed

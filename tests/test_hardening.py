@@ -1,4 +1,4 @@
-"""Bad input never stops a server or the broker (DESIGN.md behaviour 8).
+"""Bad input never stops a server or the broker (CONTRACT.md behaviour 8).
 
 Each test sends something odd or hostile with sockets of its own, then checks
 that the process is still running and that a normal client gets the right answer.

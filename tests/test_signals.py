@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM stop every script at once with exit status 0, one goodbye
-line and no traceback (DESIGN.md behaviour 10): also when started with SIGINT
+line and no traceback (CONTRACT.md behaviour 10): also when started with SIGINT
 ignored (as a shell does for `cmd &`), for two signals in a row, for a signal
 that lands on another thread, and where a signal cannot interrupt a blocking
 call (tests/no_interrupt.py makes Linux behave so, as Windows does)."""

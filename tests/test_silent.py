@@ -1,4 +1,4 @@
-"""Silent peers (DESIGN.md behaviour 9): a process frozen with SIGSTOP (Ctrl-Z, a
+"""Silent peers (CONTRACT.md behaviour 9): a process frozen with SIGSTOP (Ctrl-Z, a
 closed laptop) keeps its TCP connections open and answers nothing. Heartbeats
 (a ping each second, dropped after 3 s of silence) must cut it out, so that it
 costs the others one detection delay, and it must rejoin by itself on SIGCONT.
