@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import os
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -41,11 +42,23 @@ TIMEOUT = 2.5  # seconds without a reply before the request is sent again
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # every wait is cut in slices this long, to see Ctrl-C at once
 PID = os.getpid()
+NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
 def say(line):
     # flush=True: one line per event, visible at once even through a pipe.
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
+        stop_printing()
+        signal.raise_signal(signal.SIGTERM)  # so stop, as on Ctrl-C (think: c.py | head -3)
+
+
+def stop_printing():
+    """Send stdout to the null device: every later line goes nowhere, and none fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def printable(data):
@@ -74,17 +87,55 @@ def connect_socket(ctx, endpoints):
     # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
+    return sock, connect_each(sock, endpoints)
+
+
+def connect_each(sock, endpoints):
+    """Connect to each server once, however many names it is given by: one client's
+    connections share its name, and two to one server would take it from each
+    other (HANDOVER) again and again. Returns the endpoints connected to."""
+    connected = {}  # where an endpoint leads -> the first endpoint that leads there
     for endpoint in endpoints:
-        port = endpoint.rpartition(":")[2]
-        if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
-            sys.exit(f"c.py: cannot connect to {endpoint}: port is over 65535")
-        try:
-            sock.connect(endpoint)
-        except zmq.ZMQError as err:
-            # A missing "tcp://" is the usual slip: say what was meant.
-            hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
-            sys.exit(f"c.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}{hint}")
-    return sock
+        where = check_endpoint(sock, endpoint, "connect to")
+        if where not in connected:
+            connected[where] = endpoint
+            try:
+                sock.connect(endpoint)
+            except zmq.ZMQError as err:
+                refuse(endpoint, "connect to", zmq.strerror(err.errno))
+    return list(connected.values())
+
+
+def check_endpoint(sock, endpoint, doing):
+    """Refuse, in one line, an endpoint that cannot work; return where it leads.
+    libzmq checks the rest, but resolves a host name only later, and quietly."""
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
+    if scheme == "inproc":
+        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
+    if scheme != "tcp":
+        return endpoint
+    if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
+        sock.setsockopt(zmq.IPV6, 1)
+    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+        return endpoint
+    if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
+        refuse(endpoint, doing, "port is over 65535")
+    if doing == "bind" or host == "*":  # a bind's host may name an interface
+        return endpoint
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
+    try:
+        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    return found[0][4][:2]
+
+
+def refuse(endpoint, doing, why):
+    # A missing "tcp://" is the usual slip: say what was meant.
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
 class Requester:
@@ -208,18 +259,22 @@ def main():
     args = parser.parse_args()
     if not 0 <= args.interval <= 86400:  # "not <=" also refuses nan
         parser.error("--interval must be 0 to 86400 seconds")
-    if not 0 < args.timeout <= 86400:
-        parser.error("--timeout must be over 0 and at most 86400 seconds")
+    if not 0.1 <= args.timeout <= 86400:  # shorter: a resend before most replies come
+        parser.error("--timeout must be 0.1 to 86400 seconds")
     if args.count is not None and args.count < 1:
         parser.error("--count must be at least 1")
     if args.retries is not None and args.retries < 0:
         parser.error("--retries must be 0 or more")
     endpoints = [ep for arg in args.connect or [SERVER_ENDPOINT] for ep in arg.split(",") if ep]
+    if not endpoints:  # --connect "", as from a shell variable never set
+        parser.error("--connect needs an endpoint, as tcp://HOST:PORT")
 
+    if sys.stdout:  # None when started with stdout closed: then print() prints nothing
+        sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
     stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock = connect_socket(ctx, endpoints)
+        sock, endpoints = connect_socket(ctx, endpoints)
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
         status = run(Requester(sock, stop), args)
     finally:

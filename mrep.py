@@ -32,6 +32,7 @@ Try:
 import argparse
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -40,17 +41,29 @@ from zmq.utils.monitor import recv_monitor_message
 
 BROKER_ENDPOINT = "tcp://127.0.0.1:5560"  # the broker's back, for servers
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the echo
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between tries at an endpoint that is not a broker
 PID = os.getpid()
+NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
 def say(line):
     # flush=True: one line per event, visible at once even through a pipe.
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
+        stop_printing()  # and carry on: a request in hand is answered all the same
+
+
+def stop_printing():
+    """Send stdout to the null device: every later line goes nowhere, and none fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def printable(data):
@@ -78,17 +91,55 @@ def connect_socket(ctx, endpoints, max_size):
     # The monitor reports connections made and lost. It must exist before the
     # first connect, or it can miss that connection's event.
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+    return sock, monitor, connect_each(sock, endpoints)
+
+
+def connect_each(sock, endpoints):
+    """Connect to each server once, however many names it is given by: one client's
+    connections share its name, and two to one server would take it from each
+    other (HANDOVER) again and again. Returns the endpoints connected to."""
+    connected = {}  # where an endpoint leads -> the first endpoint that leads there
     for endpoint in endpoints:
-        port = endpoint.rpartition(":")[2]
-        if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
-            sys.exit(f"mrep.py: cannot connect to {endpoint}: port is over 65535")
-        try:
-            sock.connect(endpoint)
-        except zmq.ZMQError as err:
-            # A missing "tcp://" is the usual slip: say what was meant.
-            hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
-            sys.exit(f"mrep.py: cannot connect to {endpoint}: {zmq.strerror(err.errno)}{hint}")
-    return sock, monitor
+        where = check_endpoint(sock, endpoint, "connect to")
+        if where not in connected:
+            connected[where] = endpoint
+            try:
+                sock.connect(endpoint)
+            except zmq.ZMQError as err:
+                refuse(endpoint, "connect to", zmq.strerror(err.errno))
+    return list(connected.values())
+
+
+def check_endpoint(sock, endpoint, doing):
+    """Refuse, in one line, an endpoint that cannot work; return where it leads.
+    libzmq checks the rest, but resolves a host name only later, and quietly."""
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
+    if scheme == "inproc":
+        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
+    if scheme != "tcp":
+        return endpoint
+    if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
+        sock.setsockopt(zmq.IPV6, 1)
+    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+        return endpoint
+    if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
+        refuse(endpoint, doing, "port is over 65535")
+    if doing == "bind" or host == "*":  # a bind's host may name an interface
+        return endpoint
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
+    try:
+        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    return found[0][4][:2]
+
+
+def refuse(endpoint, doing, why):
+    # A missing "tcp://" is the usual slip: say what was meant.
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
 class Connections:
@@ -189,14 +240,18 @@ def main():
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
-    if args.max_size < 1:
-        parser.error("--max-size must be at least 1")
+    if args.max_size < MIN_SIZE:
+        parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
+    if not endpoints:  # --connect "", as from a shell variable never set
+        parser.error("--connect needs an endpoint, as tcp://HOST:PORT")
 
+    if sys.stdout:  # None when started with stdout closed: then print() prints nothing
+        sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
     stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock, monitor = connect_socket(ctx, endpoints, args.max_size)
+        sock, monitor, endpoints = connect_socket(ctx, endpoints, args.max_size)
         say(f"python (pid={PID}): echo server connecting to {', '.join(endpoints)}")
         serve(sock, monitor, stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")

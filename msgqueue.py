@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -48,12 +49,14 @@ except ImportError:
 FRONTEND_ENDPOINT = "tcp://127.0.0.1:5559"  # clients (mreq.py) connect here
 BACKEND_ENDPOINT = "tcp://127.0.0.1:5560"  # servers (mrep.py) connect here
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the broker itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # the proxy runs in turns this long; the main loop looks up between them
 REFUSING_EVERY = 10  # seconds between two lines about the open-file limit
 PID = os.getpid()
+NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
 def broker(frontend, backend, monitors, stop):
@@ -83,7 +86,17 @@ def broker(frontend, backend, monitors, stop):
 
 def say(line):
     # flush=True: one line per event, visible at once even through a pipe.
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
+        stop_printing()  # and carry on: a request in hand is answered all the same
+
+
+def stop_printing():
+    """Send stdout to the null device: every later line goes nowhere, and none fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class Proxy:
@@ -217,17 +230,44 @@ def raise_open_file_limit():
 
 
 def bind(sock, endpoint):
-    # libzmq quietly wraps a TCP port over 65535 (99999 becomes 34463): refuse it.
-    port = endpoint.rpartition(":")[2]
-    if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
-        sys.exit(f"msgqueue.py: cannot bind {endpoint}: port is over 65535")
+    check_endpoint(sock, endpoint, "bind")
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
-        # A missing "tcp://" is the usual slip: say what was meant.
-        hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
-        sys.exit(f"msgqueue.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}{hint}")
+        refuse(endpoint, "bind", zmq.strerror(err.errno))
     return sock.LAST_ENDPOINT.decode()
+
+
+def check_endpoint(sock, endpoint, doing):
+    """Refuse, in one line, an endpoint that cannot work; return where it leads.
+    libzmq checks the rest, but resolves a host name only later, and quietly."""
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
+    if scheme == "inproc":
+        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
+    if scheme != "tcp":
+        return endpoint
+    if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
+        sock.setsockopt(zmq.IPV6, 1)
+    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+        return endpoint
+    if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
+        refuse(endpoint, doing, "port is over 65535")
+    if doing == "bind" or host == "*":  # a bind's host may name an interface
+        return endpoint
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
+    try:
+        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    return found[0][4][:2]
+
+
+def refuse(endpoint, doing, why):
+    # A missing "tcp://" is the usual slip: say what was meant.
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
 def stop_requests():
@@ -250,9 +290,11 @@ def main():
         "sends a bigger frame (default %(default)s)")  # fmt: skip
     arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")
     args = parser.parse_args()
-    if args.max_size < 1:
-        parser.error("--max-size must be at least 1")
+    if args.max_size < MIN_SIZE:
+        parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
 
+    if sys.stdout:  # None when started with stdout closed: then print() prints nothing
+        sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
     stop = stop_requests()
     room = raise_open_file_limit()
     ctx = zmq.Context()  # one I/O thread: the monitor's events come in libzmq's order

@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -42,6 +43,7 @@ except ImportError:
 
 BIND_ENDPOINT = "tcp://127.0.0.1:5556"
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
+MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the server itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
@@ -50,11 +52,22 @@ POLL_MS = 100  # how often the loop looks up from the socket to see if it must s
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the digest
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
 PID = os.getpid()
+NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
 def say(line):
     # flush=True: one line per event, visible at once even through a pipe.
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
+        stop_printing()  # and carry on: a request in hand is answered all the same
+
+
+def stop_printing():
+    """Send stdout to the null device: every later line goes nowhere, and none fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def printable(data):
@@ -80,13 +93,6 @@ def raise_open_file_limit():
             except (ValueError, OSError):
                 continue
     return soft - SPARE_FILES
-
-
-def check_port(endpoint):
-    # libzmq quietly wraps a TCP port over 65535 (99999 becomes 34463): refuse it.
-    port = endpoint.rpartition(":")[2]
-    if endpoint.startswith("tcp://") and port.isdigit() and int(port) > 65535:
-        sys.exit(f"rep.py: cannot bind {endpoint}: port is over 65535")
 
 
 def bind_socket(ctx, endpoint, max_size):
@@ -115,14 +121,44 @@ def bind_socket(ctx, endpoint, max_size):
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
     # The monitor reports an accept() that failed for lack of open files.
     monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
-    check_port(endpoint)
+    check_endpoint(sock, endpoint, "bind")
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
-        # A missing "tcp://" is the usual slip: say what was meant.
-        hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
-        sys.exit(f"rep.py: cannot bind {endpoint}: {zmq.strerror(err.errno)}{hint}")
+        refuse(endpoint, "bind", zmq.strerror(err.errno))
     return sock, monitor
+
+
+def check_endpoint(sock, endpoint, doing):
+    """Refuse, in one line, an endpoint that cannot work; return where it leads.
+    libzmq checks the rest, but resolves a host name only later, and quietly."""
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
+    if scheme == "inproc":
+        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
+    if scheme != "tcp":
+        return endpoint
+    if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
+        sock.setsockopt(zmq.IPV6, 1)
+    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+        return endpoint
+    if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
+        refuse(endpoint, doing, "port is over 65535")
+    if doing == "bind" or host == "*":  # a bind's host may name an interface
+        return endpoint
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
+    try:
+        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    return found[0][4][:2]
+
+
+def refuse(endpoint, doing, why):
+    # A missing "tcp://" is the usual slip: say what was meant.
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
 def answer_one(sock, work, quiet):
@@ -180,9 +216,11 @@ def main():
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
-    if args.max_size < 1:
-        parser.error("--max-size must be at least 1")
+    if args.max_size < MIN_SIZE:
+        parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
 
+    if sys.stdout:  # None when started with stdout closed: then print() prints nothing
+        sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
     stop = stop_requests()
     room = raise_open_file_limit()
     ctx = zmq.Context()

@@ -273,6 +273,80 @@ MUTANTS = [
            [DEFAULTS]),
 ]  # fmt: skip
 
+# Output that cannot be written, and endpoints that cannot work: the same pieces
+# in every script (one mutant per piece and script kind).
+OUTPUT = "tests/test_output.py::"
+ODD = "tests/test_odd_endpoints.py::"
+BAD_NUMBER = f"{SINGLE}test_bad_numbers_are_refused_by_argparse_naming_only_that_flag"
+BAD_ENDPOINT = f"{SINGLE}test_bad_endpoint_is_one_clear_line"
+PRINT_FAILS = ("        stop_printing()", "        raise")
+STRICT_ENCODING = ('        sys.stdout.reconfigure(errors="backslashreplace")', "        pass")
+MUTANTS += [
+    Mutant("rep.print-fails", "rep.py", *PRINT_FAILS,
+           "`rep.py | tee log`, Ctrl-C: a traceback, and the request in hand is never answered",
+           [f"{OUTPUT}test_server_whose_reader_went_away_answers_the_request_in_hand[rep.py]"]),
+    Mutant("mrep.print-fails", "mrep.py", *PRINT_FAILS,
+           "a closed terminal kills the server at its next request, and that request",
+           [f"{OUTPUT}test_server_whose_reader_went_away_answers_the_request_in_hand[mrep.py]"]),
+    Mutant("msgqueue.print-fails", "msgqueue.py", *PRINT_FAILS,
+           "`msgqueue.py | head -1` dies when the first server connects",
+           [f"{OUTPUT}test_broker_whose_reader_went_away_keeps_brokering"]),
+    Mutant("c.print-fails", "c.py", *PRINT_FAILS, "`c.py > /dev/full`: a traceback",
+           [f"{OUTPUT}test_every_script_works_with_a_full_disk_for_stdout[c.py]"]),
+    Mutant("mreq.print-fails", "mreq.py", *PRINT_FAILS, "`mreq.py > /dev/full`: a traceback",
+           [f"{OUTPUT}test_every_script_works_with_a_full_disk_for_stdout[mreq.py]"]),
+    Mutant("c.runs-on-unseen", "c.py", "        signal.raise_signal(signal.SIGTERM)",
+           "        pass", "`c.py | head -3` never ends: the client runs on, printing to nobody",
+           [f"{OUTPUT}test_client_whose_reader_went_away_stops_with_status_0[c.py]"]),
+    Mutant("mreq.runs-on-unseen", "mreq.py", "        signal.raise_signal(signal.SIGTERM)",
+           "        pass", "`mreq.py | head -3` never ends",
+           [f"{OUTPUT}test_client_whose_reader_went_away_stops_with_status_0[mreq.py]"]),
+    Mutant("rep.strict-encoding", "rep.py", *STRICT_ENCODING,
+           "on an ASCII-only terminal, a request of accented letters kills the server",
+           [f"{OUTPUT}test_a_request_a_terminal_cannot_show_is_answered_and_shown_escaped[rep.py]"]),
+    Mutant("mrep.strict-encoding", "mrep.py", *STRICT_ENCODING,
+           "on an ASCII-only terminal, one request, resent, kills every server",
+           [f"{OUTPUT}test_a_request_a_terminal_cannot_show_is_answered_and_shown_escaped[mrep.py]"]),
+    Mutant("c.strict-encoding", "c.py", *STRICT_ENCODING,
+           "on an ASCII-only terminal, a reply of accented letters kills the client",
+           [f"{OUTPUT}test_a_reply_a_terminal_cannot_show_is_shown_escaped[c.py]"]),
+    Mutant("mreq.strict-encoding", "mreq.py", *STRICT_ENCODING,
+           "on an ASCII-only terminal, a reply of accented letters kills the client",
+           [f"{OUTPUT}test_a_reply_a_terminal_cannot_show_is_shown_escaped[mreq.py]"]),
+    Mutant("rep.no-ipv6", "rep.py", "        sock.setsockopt(zmq.IPV6, 1)", "        pass",
+           "tcp://[::1]:5556 is refused: No such device",
+           [f"{ODD}test_ipv6_endpoints_work_for_every_script"]),
+    Mutant("mreq.no-ipv6", "mreq.py", "        sock.setsockopt(zmq.IPV6, 1)", "        pass",
+           "a client pointed at tcp://[::1]:5559 is never served",
+           [f"{ODD}test_ipv6_endpoints_work_for_every_script"]),
+    Mutant("rep.takes-inproc", "rep.py", 'if scheme == "inproc":', "if False:",
+           "--bind inproc://x is taken, and no client can ever reach it",
+           [f"{BAD_ENDPOINT}[rep.py-inproc]"]),
+    Mutant("mreq.takes-inproc", "mreq.py", 'if scheme == "inproc":', "if False:",
+           "--connect inproc://x waits forever", [f"{BAD_ENDPOINT}[mreq.py-inproc]"]),
+    Mutant("msgqueue.non-ascii-port", "msgqueue.py", "port.isascii() and port.isdigit()",
+           "port.isdigit()", "a port of superscript digits: a ValueError traceback",
+           [f"{BAD_ENDPOINT}[msgqueue.py-superscript-port]"]),
+    Mutant("c.trusts-names", "c.py", 'if doing == "bind" or host == "*":', "if True:",
+           "two names for one server flap its connection (resends); a bad name, silence",
+           [f"{ODD}test_two_names_for_one_server_make_one_connection[c.py]"]),
+    Mutant("mrep.trusts-names", "mrep.py", 'if doing == "bind" or host == "*":', "if True:",
+           "a server given two names for its broker is counted twice",
+           [f"{ODD}test_a_server_given_two_names_for_its_broker_is_counted_once"]),
+    Mutant("mreq.connects-twice", "mreq.py", "        if where not in connected:",
+           "        if True:", "one endpoint given twice: two connections under one name",
+           [f"{ODD}test_two_names_for_one_server_make_one_connection[mreq.py]"]),
+    Mutant("mrep.empty-connect", "mrep.py", "    if not endpoints:", "    if False:",
+           '--connect "": the server says nothing and serves nobody',
+           [f"{BAD_NUMBER}[mrep.py-args19]"]),
+    Mutant("msgqueue.tiny-max-size", "msgqueue.py", "MIN_SIZE = 512", "MIN_SIZE = 1",
+           "--max-size 1 breaks every handshake: servers connect and drop, 100 times a second",
+           [f"{BAD_NUMBER}[msgqueue.py-args13]"]),
+    Mutant("c.tiny-timeout", "c.py", "if not 0.1 <= args.timeout", "if not 0 < args.timeout",
+           "--timeout 1e-9 prints 220,000 lines a second and never sends",
+           [f"{BAD_NUMBER}[c.py-args15]"]),
+]  # fmt: skip
+
 # Mutants no test can kill, and why. The README lists the same, and run.py fails
 # if one of them is killed (the list is stale) or another one survives.
 SURVIVORS = {

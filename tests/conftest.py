@@ -50,7 +50,7 @@ RESEND_RE = re.compile(r"^python \(pid=\d+\): no (reply within|\w+ reachable for
 # these, and the README test holds the README's sample output to the same ones.
 _ME = r"python \(pid=\d+\):"
 _CLIENT_EVENTS = [
-    rf"{_ME} client connecting to tcp://\S+(, tcp://\S+)*",
+    rf"{_ME} client connecting to (tcp|ipc)://\S+(, (tcp|ipc)://\S+)*",
     rf"{_ME} no (reply within|server reachable for|broker reachable for) [\d.]+ s, "
     r"(resending \(retry \d+\)|giving up after \d+ retr(y|ies))",
     rf"{_ME} done, \d+ replies verified, \d+ mismatched",
@@ -58,7 +58,7 @@ _CLIENT_EVENTS = [
 ]
 LINE_FORMATS = {
     "rep.py": [
-        rf"{_ME} serving sha1 on tcp://\S+( \(room for \d+ connections\))?",
+        rf"{_ME} serving sha1 on (tcp|ipc)://\S+( \(room for \d+ connections\))?",
         rf"{_ME} at the open-file limit \(.+\): new connections wait; raise the open-file "
         r"limit \(ulimit -n\)",
         SERVER_GOT_RE.pattern,
@@ -72,7 +72,7 @@ LINE_FORMATS = {
         *_CLIENT_EVENTS,
     ],
     "msgqueue.py": [
-        rf"{_ME} broker up, clients on tcp://\S+, servers on tcp://\S+"
+        rf"{_ME} broker up, clients on (tcp|ipc)://\S+, servers on (tcp|ipc)://\S+"
         r"( \(room for \d+ connections\))?",
         rf"{_ME} server (connected|left), \d+ connected now",
         rf"{_ME} no server connected, requests wait",
@@ -83,10 +83,10 @@ LINE_FORMATS = {
         rf"{_ME} stopped",
     ],
     "mrep.py": [
-        rf"{_ME} echo server connecting to tcp://\S+(, tcp://\S+)*",
-        rf"{_ME} connected to broker at tcp://\S+",
-        rf"{_ME} lost broker at tcp://\S+, reconnecting",
-        rf"{_ME} no ZeroMQ handshake with tcp://\S+ \(not a broker's back end, or not "
+        rf"{_ME} echo server connecting to (tcp|ipc)://\S+(, (tcp|ipc)://\S+)*",
+        rf"{_ME} connected to broker at (tcp|ipc)://\S+",
+        rf"{_ME} lost broker at (tcp|ipc)://\S+, reconnecting",
+        rf"{_ME} no ZeroMQ handshake with (tcp|ipc)://\S+ \(not a broker's back end, or not "
         r"answering\); trying again now and then",
         SERVER_GOT_RE.pattern,
         ECHO_BACK_RE.pattern,

@@ -26,8 +26,11 @@ WAIT = 20.0  # seconds; a ceiling for events that normally take milliseconds
 class Proc:
     """One running script: its output lines (with arrival times) as they come."""
 
-    def __init__(self, script, *args, env=None, ignore_sigint=False, program=None):
-        """Run ROOT/script with this Python, or the command `program` (a list) if given."""
+    def __init__(
+        self, script, *args, env=None, ignore_sigint=False, program=None, stdout=subprocess.PIPE
+    ):
+        """Run ROOT/script with this Python, or the command `program` (a list) if given.
+        `stdout` other than a pipe (a file, a pipe's write end) leaves `lines` empty."""
         self.name = script
         self.args = [str(a) for a in args]
         command = list(program) if program else [sys.executable, str(ROOT / script)]
@@ -38,7 +41,7 @@ class Proc:
             command,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
             errors="backslashreplace",
@@ -50,10 +53,12 @@ class Proc:
         self.stderr_lines = []
         self.changed = threading.Condition()
         self.readers = [
-            threading.Thread(target=self._read, args=(self.popen.stdout, True), daemon=True),
-            threading.Thread(target=self._read, args=(self.popen.stderr, False), daemon=True),
+            threading.Thread(target=self._read, args=(stream, stream is self.popen.stdout))
+            for stream in (self.popen.stdout, self.popen.stderr)
+            if stream is not None
         ]
         for reader in self.readers:
+            reader.daemon = True
             reader.start()
 
     def _read(self, stream, is_stdout):
@@ -135,8 +140,9 @@ class Proc:
         self.popen.wait()
         for reader in self.readers:
             reader.join(WAIT)
-        self.popen.stdout.close()
-        self.popen.stderr.close()
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
 
 
 @contextmanager

@@ -117,6 +117,9 @@ def test_client_without_server_says_so_and_gives_up_when_told(spawn):
 
 OVER = "tcp://127.0.0.1:65536"  # libzmq would quietly make this port 0
 SCRIPTS = ["rep.py", "c.py", "msgqueue.py", "mrep.py", "mreq.py"]
+CONNECTS = [("c.py", "--connect"), ("mrep.py", "--connect"), ("mreq.py", "--connect")]
+FLAGS = [("rep.py", "--bind"), ("msgqueue.py", "--backend"), *CONNECTS]
+NOWHERE = "tcp://no-such-host.invalid:5556"  # .invalid never resolves (RFC 2606)
 
 
 @pytest.mark.parametrize(
@@ -129,12 +132,20 @@ SCRIPTS = ["rep.py", "c.py", "msgqueue.py", "mrep.py", "mreq.py"]
         ("msgqueue.py", ["--frontend", OVER], "port is over 65535"),
         ("mrep.py", ["--connect", OVER], "port is over 65535"),
         ("mreq.py", ["--connect", OVER], "port is over 65535"),
+        *((s, [f, "tcp://127.0.0.1:\u00b2"], "Invalid argument") for s, f in FLAGS),
+        *((s, [f, "inproc://x"], "inproc:// reaches only sockets in the same process")
+          for s, f in FLAGS),
+        *((s, [f, NOWHERE], "host 'no-such-host.invalid' does not resolve") for s, f in CONNECTS),
     ],
-    ids=["rep.py-nonsense", "c.py-no-port", *(f"{s}-over-65535" for s in SCRIPTS)],
-)
+    ids=[
+        "rep.py-nonsense", "c.py-no-port", *(f"{s}-over-65535" for s in SCRIPTS),
+        *(f"{s}-superscript-port" for s, _ in FLAGS), *(f"{s}-inproc" for s, _ in FLAGS),
+        *(f"{s}-unresolvable" for s, _ in CONNECTS),
+    ],
+)  # fmt: skip
 def test_bad_endpoint_is_one_clear_line(spawn, script, args, message):
     proc = spawn(script, *args)
-    assert proc.wait() != 0
+    assert proc.wait() == 1
     assert message in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
     assert proc.lines == []
@@ -163,6 +174,13 @@ def test_port_in_use_is_one_clear_line(spawn):
         ("rep.py", ["--work", "-1"]),
         ("rep.py", ["--max-size", "0"]),
         ("msgqueue.py", ["--max-size", "-5"]),
+        ("msgqueue.py", ["--max-size", "1"]),  # under a handshake: every server flapped
+        ("rep.py", ["--max-size", "511"]),
+        ("c.py", ["--timeout", "1e-9"]),  # printed 220,000 lines a second, sent nothing
+        ("mreq.py", ["--timeout", "0.05"]),
+        ("c.py", ["--connect", ""]),  # an unset shell variable: it said nothing, forever
+        ("mreq.py", ["--connect", ","]),
+        ("mrep.py", ["--connect", ""]),
     ],
 )
 def test_bad_numbers_are_refused_by_argparse_naming_only_that_flag(spawn, script, args):
