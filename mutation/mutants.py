@@ -1,7 +1,7 @@
 """The mutants: small, plausible bugs, one edit to one script each.
 
 Every socket option the scripts set and every behaviour of CONTRACT.md built so
-far (all but 12 and 14, planned) has at least one. `old` must occur exactly once
+far (all but 14, planned) has at least one. `old` must occur exactly once
 in its script (run.py refuses it otherwise, so a change to a script cannot quietly
 turn a mutant into a no-op);
 `tests` are the tests that must fail with the bug in; `breaks` is the promise
@@ -235,6 +235,23 @@ MUTANTS = [
            [f"{SIGNALS}test_script_stops_cleanly_with_warnings_as_errors[msgqueue.py]"]),
     Mutant("msgqueue.no-hint", "msgqueue.py", *NO_HINT, "an endpoint without tcp:// gets no hint",
            [f"{SINGLE}test_endpoint_without_tcp_gets_a_hint[msgqueue.py---frontend]"]),
+    Mutant("msgqueue.no-drain", "msgqueue.py",
+           "                while sock.getsockopt(zmq.RCVMORE):\n                    sock.recv(zmq.NOBLOCK)\n",
+           "                pass\n",
+           "a request half moved when a send gives up reaches a server later without its envelope",
+           ["tests/test_broker_exact.py::test_request_half_moved_when_a_send_gives_up_is_dropped_whole"]),
+    Mutant("msgqueue.trusts-newest", "msgqueue.py",
+           "            self.open = dict.fromkeys(self.open, True)  # it may be any open one\n",
+           "            self.open[list(self.open)[-1]] = True  # the newest one\n",
+           "junk connected during a server's handshake: the server's leaving is never counted",
+           ["tests/test_broker_exact.py::test_server_killed_while_a_half_open_connection_stays[during-handshake]"]),
+    Mutant("msgqueue.ignores-failed", "msgqueue.py", " and self.open.pop(value, False) and not failed:",
+           " and self.open.pop(value, False):",
+           "a half-open connection closed after a server connected is counted as a server leaving",
+           ["tests/test_broker_exact.py::test_half_open_connection_closed_after_a_server_connected_is_not_a_server_leaving"]),
+    Mutant("msgqueue.no-unseen-line", "msgqueue.py", "            servers.check_unseen(writable)\n", "",
+           "a ZeroMQ 2 server takes the requests and the broker still says none is connected",
+           ["tests/test_broker_exact.py::test_zmtp1_peer_alone_is_dealt_requests_and_said_to_be_uncounted"]),
     # mrep.py: part 2's server.
     *server_mutants(
         "mrep.py",

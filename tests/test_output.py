@@ -3,7 +3,7 @@
 A reader that goes away (`rep.py | tee log` and Ctrl-C, `msgqueue.py | head -1`,
 a closed terminal), a full disk, a terminal that cannot show a character: the
 servers and the broker carry on silently, the clients stop as on Ctrl-C (status
-0), and what a terminal cannot show is escaped (CONTRACT.md, behaviour 15).
+0), and what a terminal cannot show is escaped (CONTRACT.md, behaviour 12).
 """
 
 import os
