@@ -235,8 +235,9 @@ def run(requester, args):
 
 
 def stop_requests():
-    """Turn Ctrl-C and SIGTERM into a note that every wait reads. Setting it
-    explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
+    """Turn Ctrl-C and SIGTERM into a note that the loops read, so a script stops
+    between two steps, never inside one (a request in hand is answered). Setting
+    it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
     requested = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: requested.append(signum))

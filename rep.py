@@ -26,6 +26,7 @@ Try:
 """
 
 import argparse
+import contextlib
 import hashlib
 import os
 import signal
@@ -84,14 +85,10 @@ def raise_open_file_limit():
     if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for wanted in (hard, 10240):  # macOS refuses "unlimited" but takes 10240
-        if soft < wanted:
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-                soft = wanted
-                break
-            except (ValueError, OSError):
-                continue
+    for wanted in (hard, max(soft, min(hard, 10240))):  # macOS refuses its "unlimited"
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted - SPARE_FILES
     return soft - SPARE_FILES
 
 
@@ -176,8 +173,9 @@ def answer_one(sock, work, quiet):
 
 
 def stop_requests():
-    """Turn Ctrl-C and SIGTERM into a note that the loop reads between requests,
-    so a request in hand is always answered before the server exits."""
+    """Turn Ctrl-C and SIGTERM into a note that the loops read, so a script stops
+    between two steps, never inside one (a request in hand is answered). Setting
+    it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
     requested = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: requested.append(signum))
