@@ -3,6 +3,7 @@
 import hashlib
 import os
 import re
+import shutil
 import signal
 import site
 import subprocess
@@ -268,3 +269,17 @@ def test_server_killed_while_it_works_the_request_is_resent_to_the_next(spawn):
     check_sha_client(client, 1)
     restarted.stop()
     assert [m.group(1) for m in restarted.matches(SERVER_GOT_RE)][0] == held
+
+
+@pytest.mark.parametrize(("script", "flag"), FLAGS)
+def test_a_copied_script_speaks_its_own_name(tmp_path, script, flag):
+    """A student copies c.py to player.py: its messages say player.py, not c.py."""
+    copy = tmp_path / f"my_{script}"
+    shutil.copy(ROOT / script, copy)
+    number = "--timeout" if script in ("c.py", "mreq.py") else "--max-size"
+    for args, status in (([flag, "inproc://x"], 1), ([number, "-1"], 2)):
+        command = [sys.executable, str(copy), *args]
+        run = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert run.returncode == status, run.stderr
+        assert run.stderr.splitlines()[-1].startswith(f"my_{script}: "), run.stderr
+        assert f" {script}" not in run.stderr.replace(f"my_{script}", "")
