@@ -7,8 +7,9 @@ and libzmq 4.3.5's events say little: HANDSHAKE_SUCCEEDED names no connection
 moment may be the server; a connection that ends before its handshake has
 HANDSHAKE_FAILED_NO_DETAIL reported just before its DISCONNECTED (error(), same
 file), so it is never taken for a server leaving. These tests put connections of
-their own (plain TCP sockets) before, during and after a server's handshake, in
-the orders that would fool a simpler count.
+their own (mostly plain TCP sockets) before, during and after a server's
+handshake, in the orders that would fool a simpler count; the last test shows
+where libzmq breaks that rule, and the count with it.
 
 They wait for what libzmq has done, never for a time: the broker greets every
 connection it accepts at once, after reporting ACCEPTED (create_engine() in
@@ -130,7 +131,7 @@ def proxy_running(pid):
     """Whether the broker's proxy thread runs: its only thread other than the main
     one that takes signals (libzmq's own threads block every signal)."""
     for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # one just ended
             status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
             blocked = int(status.split("SigBlk:")[1].split()[0], 16)
             if tid != pid and not blocked & (1 << (signal.SIGTERM - 1)):
@@ -302,14 +303,18 @@ MAX_SERVERS = 4
 
 def open_junk(rng, back, zctx):
     """One connection that is not a server; returns what to close later, or None if
-    it closed at once. Wrong socket types (PUB, PUSH...) are not among them: see
-    test_junk_dropped_for_an_unreported_protocol_error_is_not_a_server_leaving."""
+    it closed at once. None of them ends by an error libzmq leaves unreported (see
+    the last test): wrong socket types (PUB, PUSH) are left out, and so are bytes
+    that libzmq's ZMTP 1.0 decoder refuses (0x00, 0xFF). Those can cost the count
+    one when they meet a server's handshake (CONTRACT.md 11), which here, in 28 runs
+    with PUB and PUSH among the junk, never happened: a test that failed that rarely
+    would say nothing."""
     kind = rng.choice(["scan", "half-open", "text", "greeting", "greeting-held", "plain", "router"])
     if kind == "scan":
         return reset(back)
     if kind == "half-open":
         return connect_raw(back)
-    if kind == "text":  # a browser or telnet: printable bytes, taken for ZMTP 1.0
+    if kind == "text":  # a browser or telnet: bytes taken for ZMTP 1.0 frames
         text = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz /:.\r\n", k=rng.randrange(1, 300)))
         return connect_raw(back, text.encode())
     if kind.startswith("greeting"):  # a valid ZMTP 3 greeting, then nothing
@@ -347,7 +352,10 @@ def test_count_is_exact_after_servers_and_junk_come_and_go_at_once_stress(spawn,
             servers.append(spawn("mrep.py", "--connect", back))
         elif action < 0.4 and servers:
             victim = servers.pop(rng.randrange(len(servers)))
-            victim.send(rng.choice([signal.SIGKILL, signal.SIGINT]))
+            # Ctrl-C only once it has said it is up: one that lands during Python's
+            # imports can be lost ("Exception ignored in: ..._get_module_lock...cb").
+            ready = victim.lines  # its first line comes after its handler is set
+            victim.send(rng.choice([signal.SIGKILL, signal.SIGINT]) if ready else signal.SIGKILL)
             victim.wait()
         elif action < 0.75:
             junk.append(open_junk(rng, back, zctx))
@@ -367,7 +375,8 @@ def test_count_is_exact_after_servers_and_junk_come_and_go_at_once_stress(spawn,
     wait_until(lambda: open_sockets(broker.pid) == listening + SURVIVORS, "only servers left")
     client = spawn("mreq.py", "--connect", front, "--count", 20, "--interval", 0)
     check_echo_client(client, 20)
-    # Every survivor answered: its handshake was done and reported before its end.
+    # Every survivor answered, so its handshake is reported: the broker deals requests
+    # only on a connection whose handshake is done, and reports that in the same step.
     assert all(server.matches(ECHO_BACK_RE) for server in servers)
     unseen_before = len(said(broker, UNSEEN))
     for server in servers:
@@ -450,13 +459,16 @@ def test_request_half_moved_when_a_send_gives_up_is_dropped_whole(spawn, zctx):
     assert broker.popen.poll() is None and "Traceback" not in "\n".join(broker.stderr_lines)
 
 
-# The count's one weak spot. For some protocol errors libzmq 4.3.5 reports no
+# Where the count goes wrong. For some protocol errors libzmq 4.3.5 reports no
 # HANDSHAKE_FAILED_* before DISCONNECTED: error(protocol_error) assumes the error
 # was reported where it was found, and these paths do not: a Socket-Type the DEALER
 # refuses (parse_metadata, src/mechanism.cpp: EINVAL), and any frame the decoder
 # refuses, such as one over MAXMSGSIZE during the handshake (src/v2_decoder.cpp) or
 # a ZMTP 1.0 frame of length 0 (src/v1_decoder.cpp). A connection open when a
-# server's handshake succeeded, that ends so, is taken for that server leaving.
+# server's handshake succeeded, that ends so, is taken for that server leaving. Not
+# only in "the same moment" (CONTRACT.md 11): a ZMTP 3 peer may sit in its handshake
+# for HANDSHAKE_IVL (30 s), a ZMTP 1.0 one for as long as it likes. Strict: once
+# msgqueue.py counts these right, the tests pass, and the xfail mark must go.
 UNREPORTED = {  # how to open the junk, and the bytes it then dies of
     "wrong-socket-type": (ZMTP3_GREETING, ready(b"PUB")),
     "frame-over-max-size": (ZMTP3_GREETING, b"\x06" + (2**30).to_bytes(8, "big")),
@@ -464,7 +476,7 @@ UNREPORTED = {  # how to open the junk, and the bytes it then dies of
 }
 
 
-@pytest.mark.xfail(strict=True, reason="msgqueue.py takes the junk's end for a server's")
+@pytest.mark.xfail(strict=True, reason="known bug: the junk's end is taken for a server's")
 @pytest.mark.parametrize("how", UNREPORTED)
 def test_junk_dropped_for_an_unreported_protocol_error_is_not_a_server_leaving(spawn, how):
     opening, fatal = UNREPORTED[how]
@@ -477,6 +489,6 @@ def test_junk_dropped_for_an_unreported_protocol_error_is_not_a_server_leaving(s
     broker.wait_for("server connected, 1 connected now")  # the junk may be the server
     junk.sendall(fatal)
     hang_up(junk)
-    start_worker(spawn, back)  # reported after the junk's end, as in the test above
+    start_worker(spawn, back)  # reported after the junk's end (see the half-open test)
     broker.wait_for("server connected", count=2)
     assert counts(broker) == [("connected", 1), ("connected", 2)]
