@@ -140,8 +140,8 @@ class Proxy:
 
 class ServerCount:
     """How many ZeroMQ 4 servers are connected, from the back end's monitor. Its
-    HANDSHAKE_SUCCEEDED does not say which connection succeeded, but a connection
-    whose handshake failed has that reported just before its DISCONNECTED."""
+    HANDSHAKE_SUCCEEDED does not say which connection succeeded, and some junk
+    ends the way a server does; where the events cannot tell, the count says so."""
 
     FAILED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     FAILED |= zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -149,34 +149,56 @@ class ServerCount:
     EVENTS |= zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPT_FAILED
 
     def __init__(self):
-        self.count, self.failed = 0, False
-        self.open = {}  # connection (file number) -> may it be a server?
+        self.servers, self.unknown = set(), set()  # connections (file numbers)
+        self.pending = 0  # handshakes that succeeded on one of the unknown connections
+        self.doubt = 0  # up to this many more may be connected than counted
+        self.failed = False  # was the last event a failed handshake?
         self.unseen_since, self.unseen_said, self.next_limit_line = None, False, 0.0
+
+    @property
+    def count(self):
+        return len(self.servers) + self.pending
 
     def follow(self, event):
         kind, value = event["event"], event["value"]
         if kind == zmq.EVENT_ACCEPT_FAILED:
             return self.at_file_limit(value)
         failed, self.failed = self.failed, bool(kind & self.FAILED)
+        count, doubt = self.count, self.doubt
         if kind == zmq.EVENT_ACCEPTED:
-            self.open[value] = False  # none of the handshakes so far can be its
+            self.unknown.add(value)
         elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self.open = dict.fromkeys(self.open, True)  # it may be any open one
-            self.changed(+1, "server connected")
-        elif kind == zmq.EVENT_DISCONNECTED and self.open.pop(value, False) and not failed:
-            self.changed(-1, "server left")
+            self.pending += 1
+        elif kind == zmq.EVENT_DISCONNECTED and value in self.servers:
+            self.servers.discard(value)
+        elif kind == zmq.EVENT_DISCONNECTED and value in self.unknown:
+            self.unknown.discard(value)
+            if (self.pending and not failed) or self.pending > len(self.unknown):
+                self.pending -= 1  # a server left, or junk that ended the same way
+                self.doubt += 1
+        if self.pending and self.pending == len(self.unknown):  # all of them succeeded
+            self.servers |= self.unknown
+            self.unknown.clear()
+            self.pending = 0
+        self.doubt = min(self.doubt, len(self.unknown) - self.pending)  # what still could be
+        if self.count > count:
+            self.changed("server connected")
+        elif self.count < count and self.doubt <= doubt:
+            self.changed("server left")
+        elif (self.count, self.doubt) != (count, doubt):
+            self.changed("connection closed")
 
-    def changed(self, by, what):
-        self.count += by
-        say(f"python (pid={PID}): {what}, {self.count} connected now")
-        if self.count == 0:
+    def changed(self, what):
+        shown = f"{self.count} to {self.count + self.doubt}" if self.doubt else self.count
+        say(f"python (pid={PID}): {what}, {shown} connected now")
+        if self.count + self.doubt == 0:
             self.unseen_said = False
             say(f"python (pid={PID}): no server connected, requests wait")
 
     def check_unseen(self, writable):
         # ZeroMQ 2 and 3 servers (ZMTP 1.0, 2.0) take requests with no event at all;
         # a ZeroMQ 4 one may take them a moment before its event, so wait a second.
-        if self.count or not writable:
+        if self.count + self.doubt or not writable:
             self.unseen_since = None
         elif self.unseen_since is None:
             self.unseen_since = time.monotonic()

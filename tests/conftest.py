@@ -74,7 +74,7 @@ LINE_FORMATS = {
     "msgqueue.py": [
         rf"{_ME} broker up, clients on (tcp|ipc)://\S+, servers on (tcp|ipc)://\S+"
         r"( \(room for \d+ connections\))?",
-        rf"{_ME} server (connected|left), \d+ connected now",
+        rf"{_ME} (server connected|server left|connection closed), \d+( to \d+)? connected now",
         rf"{_ME} no server connected, requests wait",
         rf"{_ME} requests go to a peer the count cannot see \(ZeroMQ older than 4, or not "
         r"ZeroMQ at all: a web browser on the servers' port\?\)",

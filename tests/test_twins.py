@@ -9,7 +9,6 @@ import ast
 import difflib
 
 import pytest
-
 from conftest import ROOT
 
 SERVERS_AND_BROKER = ["rep.py", "mrep.py", "msgqueue.py"]
