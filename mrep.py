@@ -113,6 +113,8 @@ def connect_each(sock, endpoints):
 def check_endpoint(sock, endpoint, doing):
     """Refuse, in one line, an endpoint that cannot work; return where it leads.
     libzmq checks the rest, but resolves a host name only later, and quietly."""
+    if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
+        refuse(ascii(endpoint), doing, "not printable")
     scheme, _, address = endpoint.partition("://")
     host, _, port = address.rpartition(":")
     host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
@@ -122,17 +124,23 @@ def check_endpoint(sock, endpoint, doing):
         return endpoint
     if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
         sock.setsockopt(zmq.IPV6, 1)
-    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+    if port == "*" and doing == "bind":  # any free port
         return endpoint
+    if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
+        refuse(endpoint, doing, "no port number at its end (tcp://HOST:PORT)")
     if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
         refuse(endpoint, doing, "port is over 65535")
     if doing == "bind" or host == "*":  # a bind's host may name an interface
         return endpoint
+    if int(port) == 0:
+        refuse(endpoint, doing, "port 0 is for binding (any free port), not connecting")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
     try:
         found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
     except socket.gaierror as err:
         refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    except UnicodeError:  # a part of it empty or over 63 letters: "a..b"
+        refuse(endpoint, doing, f"{host!r} is not a host name")
     return found[0][4][:2]
 
 
@@ -206,8 +214,16 @@ def stop_requests():
     between two steps, never inside one (a request in hand is answered). Setting
     it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
     requested = []
+
+    def note(signum, frame):
+        requested.append(signum)
+        # Stopping now. Python puts the default handlers back as it exits, where
+        # one more Ctrl-C would kill the script: ignore any more from here on.
+        for later in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(later, signal.SIG_IGN)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: requested.append(signum))
+        signal.signal(signum, note)
     return requested
 
 
@@ -243,6 +259,8 @@ def main():
         parser.error("--work must be 0 to 86400 seconds")
     if args.max_size < MIN_SIZE:
         parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
+    if args.max_size >= 2**63:  # libzmq keeps it in 64 bits
+        parser.error("--max-size must be under 2**63")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
     if not endpoints:  # --connect "", as from a shell variable never set
         parser.error("--connect needs an endpoint, as tcp://HOST:PORT")

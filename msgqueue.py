@@ -220,11 +220,6 @@ class ServerCount:
 
 def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
-    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
-    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     # A frame over max_size makes libzmq drop that peer's connection; the others are
     # unaffected. The limit is per frame: a request of many big frames is taken whole.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
@@ -263,6 +258,8 @@ def bind(sock, endpoint):
 def check_endpoint(sock, endpoint, doing):
     """Refuse, in one line, an endpoint that cannot work; return where it leads.
     libzmq checks the rest, but resolves a host name only later, and quietly."""
+    if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
+        refuse(ascii(endpoint), doing, "not printable")
     scheme, _, address = endpoint.partition("://")
     host, _, port = address.rpartition(":")
     host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
@@ -272,17 +269,23 @@ def check_endpoint(sock, endpoint, doing):
         return endpoint
     if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
         sock.setsockopt(zmq.IPV6, 1)
-    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+    if port == "*" and doing == "bind":  # any free port
         return endpoint
+    if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
+        refuse(endpoint, doing, "no port number at its end (tcp://HOST:PORT)")
     if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
         refuse(endpoint, doing, "port is over 65535")
     if doing == "bind" or host == "*":  # a bind's host may name an interface
         return endpoint
+    if int(port) == 0:
+        refuse(endpoint, doing, "port 0 is for binding (any free port), not connecting")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
     try:
         found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
     except socket.gaierror as err:
         refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    except UnicodeError:  # a part of it empty or over 63 letters: "a..b"
+        refuse(endpoint, doing, f"{host!r} is not a host name")
     return found[0][4][:2]
 
 
@@ -297,8 +300,16 @@ def stop_requests():
     between two steps, never inside one (a request in hand is answered). Setting
     it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
     requested = []
+
+    def note(signum, frame):
+        requested.append(signum)
+        # Stopping now. Python puts the default handlers back as it exits, where
+        # one more Ctrl-C would kill the script: ignore any more from here on.
+        for later in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(later, signal.SIG_IGN)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: requested.append(signum))
+        signal.signal(signum, note)
     return requested
 
 
@@ -315,6 +326,8 @@ def main():
     args = parser.parse_args()
     if args.max_size < MIN_SIZE:
         parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
+    if args.max_size >= 2**63:  # libzmq keeps it in 64 bits
+        parser.error("--max-size must be under 2**63")
 
     if sys.stdout:  # None when started with stdout closed: then print() prints nothing
         sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
@@ -327,6 +340,14 @@ def main():
         # connection was noticed dead takes its name over instead of being refused.
         frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         backend = new_socket(ctx, zmq.DEALER, args.max_size)
+        # Heartbeats on the back end: a frozen (Ctrl-Z) or cut-off server keeps its
+        # TCP connection open but answers nothing; libzmq drops it after 3 s without
+        # an answer to a ping. Not in front: the clients ping, and with heartbeats
+        # there any client could abort the broker (libzmq 4.3.5 asserts when one
+        # times out on a connection that stopped reading, 1000 requests queued, and
+        # then hung up).
+        backend.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
+        backend.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
         # Monitors before binding, or a server that connects at once is missed.
         front_monitor = frontend.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
         back_monitor = backend.get_monitor_socket(ServerCount.EVENTS)

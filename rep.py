@@ -47,7 +47,6 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the server itself needs besides its connections
-HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 REFUSING_EVERY = 10  # seconds: libzmq retries a failed accept() at once; a line, not a flood
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the digest
@@ -99,11 +98,10 @@ def bind_socket(ctx, endpoint, max_size):
     # took 4 s to exit (until heartbeats dropped it), not the half second promised.
     # 0 may drop a reply still queued at exit. Half a second lets it leave.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
-    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
-    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
+    # No heartbeats from this end: the clients ping, and libzmq answers for us.
+    # With them, any client could abort this server: libzmq 4.3.5 asserts when a
+    # heartbeat times out on a connection that had stopped reading (its queue
+    # full: 1000 requests sent unread) and then hung up (stream_engine_base.cpp).
     # A frame over max_size makes libzmq drop that peer's connection; the others are
     # unaffected. The limit is per frame: a request of 400 frames of 1 MB is taken
     # whole (it took this server from 25 MB to 788 MB resident).
@@ -129,6 +127,8 @@ def bind_socket(ctx, endpoint, max_size):
 def check_endpoint(sock, endpoint, doing):
     """Refuse, in one line, an endpoint that cannot work; return where it leads.
     libzmq checks the rest, but resolves a host name only later, and quietly."""
+    if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
+        refuse(ascii(endpoint), doing, "not printable")
     scheme, _, address = endpoint.partition("://")
     host, _, port = address.rpartition(":")
     host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
@@ -138,17 +138,23 @@ def check_endpoint(sock, endpoint, doing):
         return endpoint
     if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
         sock.setsockopt(zmq.IPV6, 1)
-    if not (port.isascii() and port.isdigit()):  # libzmq says what is wrong with it
+    if port == "*" and doing == "bind":  # any free port
         return endpoint
+    if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
+        refuse(endpoint, doing, "no port number at its end (tcp://HOST:PORT)")
     if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
         refuse(endpoint, doing, "port is over 65535")
     if doing == "bind" or host == "*":  # a bind's host may name an interface
         return endpoint
+    if int(port) == 0:
+        refuse(endpoint, doing, "port 0 is for binding (any free port), not connecting")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
     try:
         found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
     except socket.gaierror as err:
         refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+    except UnicodeError:  # a part of it empty or over 63 letters: "a..b"
+        refuse(endpoint, doing, f"{host!r} is not a host name")
     return found[0][4][:2]
 
 
@@ -177,8 +183,16 @@ def stop_requests():
     between two steps, never inside one (a request in hand is answered). Setting
     it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
     requested = []
+
+    def note(signum, frame):
+        requested.append(signum)
+        # Stopping now. Python puts the default handlers back as it exits, where
+        # one more Ctrl-C would kill the script: ignore any more from here on.
+        for later in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(later, signal.SIG_IGN)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: requested.append(signum))
+        signal.signal(signum, note)
     return requested
 
 
@@ -216,6 +230,8 @@ def main():
         parser.error("--work must be 0 to 86400 seconds")
     if args.max_size < MIN_SIZE:
         parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
+    if args.max_size >= 2**63:  # libzmq keeps it in 64 bits
+        parser.error("--max-size must be under 2**63")
 
     if sys.stdout:  # None when started with stdout closed: then print() prints nothing
         sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal

@@ -23,6 +23,7 @@ STATE = "tests/test_broker_state.py::"
 CROSS = "tests/interop/test_cross_host.py::"
 DEFAULTS = "tests/interop/test_defaults.py::test_defaults_are_loopback_and_the_tutorials_ports"
 EXACT = "tests/test_broker_exact.py::"
+HOSTILE = "tests/test_hostile_clients.py::"
 HALF_OPEN_CLOSED = (
     f"{EXACT}test_half_open_connection_closed_after_a_server_connected_is_not_a_server_leaving"
 )
@@ -39,8 +40,8 @@ SIGINT_ONLY = (
     "for signum in (signal.SIGINT,):",
 )
 EXIT_AT_ONCE = (
-    "signal.signal(signum, lambda signum, frame: requested.append(signum))",
-    "signal.signal(signum, lambda signum, frame: sys.exit(0))",
+    "        signal.signal(signum, note)",
+    "        signal.signal(signum, lambda signum, frame: sys.exit(0))",
 )
 KEEP_FILE_LIMIT = ("    if resource is None:\n", "    if True:\n")
 WRAPS_PORTS = ("int(port) > 65535", "int(port) > 65536")
@@ -155,12 +156,12 @@ MUTANTS = [
     Mutant("rep.no-handover", "rep.py", "    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)\n", "",
            "a client back under its name before the server noticed is never answered again",
            [f"{SERVERS}test_client_reconnecting_before_the_server_noticed_keeps_being_served[rep.py]"]),
-    Mutant("rep.no-heartbeat", "rep.py", *HEARTBEAT,
-           "a frozen client's connection is never dropped: it holds a file for good",
-           [f"{SILENT}test_part1_frozen_client_is_dropped_then_served_when_thawed"]),
-    Mutant("rep.short-heartbeat-timeout", "rep.py", *HEARTBEAT_TIMEOUT,
-           "a big request over a slow link is cut by the heartbeat (1 s instead of 3 s)",
-           [SLOW_LINK_1]),
+    Mutant("rep.pings-clients", "rep.py", "    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)\n",
+           "    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)\n"
+           "    sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)\n"
+           "    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)\n",
+           "a client that sends 1000 requests unread and hangs up aborts the server",
+           [f"{HOSTILE}test_a_client_that_floods_and_hangs_up_cannot_abort_the_server[rep.py]"]),
     Mutant("rep.default-backlog", "rep.py", *BACKLOG,
            "of a class connecting at once to a busy server, most wait seconds to get in",
            [f"{SERVERS}test_a_class_connecting_at_once_gets_in[rep.py]"]),
@@ -193,12 +194,21 @@ MUTANTS = [
            "        frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)\n", "",
            "a client back under its name before the broker noticed is never answered again",
            [f"{SERVERS}test_client_reconnecting_before_the_server_noticed_keeps_being_served[msgqueue.py]"]),
-    Mutant("msgqueue.no-heartbeat", "msgqueue.py", *HEARTBEAT,
+    Mutant("msgqueue.no-heartbeat", "msgqueue.py",
+           "        backend.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)\n", "",
            "a frozen server keeps being dealt requests, each lost for a --timeout",
            [f"{SILENT}test_frozen_server_is_dropped_then_rejoins_when_thawed"]),
-    Mutant("msgqueue.short-heartbeat-timeout", "msgqueue.py", *HEARTBEAT_TIMEOUT,
+    Mutant("msgqueue.short-heartbeat-timeout", "msgqueue.py",
+           "        backend.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)\n", "",
            "a big reply over a slow link is cut by the heartbeat (1 s instead of 3 s)",
            [SLOW_LINK]),
+    Mutant("msgqueue.pings-clients", "msgqueue.py",
+           "        frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)\n",
+           "        frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)\n"
+           "        frontend.setsockopt(zmq.HEARTBEAT_IVL, 1000)\n"
+           "        frontend.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)\n",
+           "two connections under one client's name abort the broker",
+           [f"{HOSTILE}test_connections_under_one_name_cannot_abort_the_server[msgqueue.py]"]),
     Mutant("msgqueue.no-maxmsgsize", "msgqueue.py", *MAXMSGSIZE,
            "a peer can send the broker a frame of any size: --max-size is ignored",
            [f"{HARDENING}test_oversized_request_drops_that_peer_and_the_broker_serves_the_others"]),
@@ -303,6 +313,9 @@ ODD = "tests/test_odd_endpoints.py::"
 BAD_NUMBER = f"{SINGLE}test_bad_numbers_are_refused_by_argparse_naming_only_that_flag"
 BAD_ENDPOINT = f"{SINGLE}test_bad_endpoint_is_one_clear_line"
 PRINT_FAILS = ("        stop_printing()", "        raise")
+KILLABLE_EXITING = ("            signal.signal(later, signal.SIG_IGN)", "            pass")
+PORT_JUNK = '        refuse(endpoint, doing, "no port number at its end'
+TAKES_PORT_JUNK = (PORT_JUNK, f"        return endpoint\n{PORT_JUNK}")
 STRICT_ENCODING = ('        sys.stdout.reconfigure(errors="backslashreplace")', "        pass")
 MUTANTS += [
     Mutant("rep.print-fails", "rep.py", *PRINT_FAILS,
@@ -372,6 +385,27 @@ MUTANTS += [
     Mutant("c.hardcoded-name", "c.py", "NAME = os.path.basename(__file__)", 'NAME = "c.py"',
            "a copy of c.py (player.py) says c.py in its messages",
            [f"{SINGLE}test_a_copied_script_speaks_its_own_name[c.py---connect]"]),
+    Mutant("rep.killable-exiting", "rep.py", *KILLABLE_EXITING,
+           "a second Ctrl-C while the server exits kills it (status -2)",
+           [f"{SIGNALS}test_more_signals_while_a_script_exits_do_not_kill_it[rep.py]"]),
+    Mutant("mreq.killable-exiting", "mreq.py", *KILLABLE_EXITING,
+           "a second Ctrl-C while the client exits kills it (status -2)",
+           [f"{SIGNALS}test_more_signals_while_a_script_exits_do_not_kill_it[mreq.py]"]),
+    Mutant("c.takes-port-junk", "c.py", *TAKES_PORT_JUNK,
+           "tcp://127.0.0.1:6180x connects to port 6180 (and skips the host check)",
+           [f"{BAD_ENDPOINT}[c.py-port-junk]"]),
+    Mutant("rep.takes-port-junk", "rep.py", *TAKES_PORT_JUNK,
+           "--bind tcp://127.0.0.1:-1 serves on port 65535", [f"{BAD_ENDPOINT}[rep.py-port-junk]"]),
+    Mutant("mrep.connects-port-0", "mrep.py", "    if int(port) == 0:", "    if False:",
+           "--connect tcp://127.0.0.1:0 waits forever", [f"{BAD_ENDPOINT}[mrep.py-port-0]"]),
+    Mutant("mreq.idna-traceback", "mreq.py", "    except UnicodeError:", "    except KeyError:",
+           "--connect tcp://a..b:1: a UnicodeError traceback",
+           [f"{BAD_ENDPOINT}[mreq.py-bad-name]"]),
+    Mutant("msgqueue.unprintable", "msgqueue.py", "    if not endpoint.isprintable():",
+           "    if False:", "an endpoint of bytes that are not UTF-8: a traceback",
+           [f"{BAD_ENDPOINT}[msgqueue.py-not-utf8]"]),
+    Mutant("rep.huge-max-size", "rep.py", "    if args.max_size >= 2**63:", "    if False:",
+           "--max-size 10**20: an OverflowError traceback", [f"{BAD_NUMBER}[rep.py-args20]"]),
     Mutant("c.tiny-timeout", "c.py", "if not 0.1 <= args.timeout", "if not 0 < args.timeout",
            "--timeout 1e-9 prints 220,000 lines a second and never sends",
            [f"{BAD_NUMBER}[c.py-args15]"]),

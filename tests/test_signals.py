@@ -4,6 +4,7 @@ ignored (as a shell does for `cmd &`), for two signals in a row, for a signal
 that lands on another thread, and where a signal cannot interrupt a blocking
 call (tests/no_interrupt.py makes Linux behave so, as Windows does)."""
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -196,4 +197,19 @@ def test_script_stops_cleanly_with_warnings_as_errors(spawn, script):
     strict = [sys.executable, "-X", "dev", "-W", "error", str(ROOT / script)]
     proc = start(spawn, script, program=strict)
     proc.send(signal.SIGINT)
+    check_stopped_cleanly(proc)
+
+
+@pytest.mark.parametrize("script", ["rep.py", "mreq.py"])
+def test_more_signals_while_a_script_exits_do_not_kill_it(spawn, script):
+    """Ctrl-C, then Ctrl-C again and again while it says goodbye and Python exits:
+    CPython puts the default handlers back as it finalizes, so a handler that only
+    took a note let one of these kill the script (status -2, 5 runs of 5)."""
+    proc = start(spawn, script)
+    proc.send(signal.SIGINT)
+    proc.wait_for(STARTS[script][2])
+    while proc.popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send(signal.SIGINT)
+        time.sleep(0.002)  # as fast as a finger on a key repeats, and faster
     check_stopped_cleanly(proc)

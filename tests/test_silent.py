@@ -162,19 +162,22 @@ def test_frozen_client_reconnects_under_its_name_and_gets_its_own_reply(spawn):
     frozen, other = start_clients(spawn, [front], 2, 30)
     frozen.wait_for(ECHO_RE, count=5)
     frozen.send(signal.SIGSTOP)
-    wait_until_peer_hung_up(frozen)  # the broker dropped it
     other.wait_for(ECHO_RE, count=10)
+    time.sleep(SILENT_S + PING_S)  # frozen past its own heartbeat: stale when it thaws
     frozen.send(signal.SIGCONT)
     for client in (frozen, other):
         check_echo_client(client, 30)
 
 
-def test_part1_frozen_client_is_dropped_then_served_when_thawed(spawn):
+def test_part1_frozen_client_is_served_when_thawed(spawn):
+    """The servers ping nobody (tests/test_hostile_clients.py says why), so a
+    frozen client's connection stays open; thawed, the client finds it stale by
+    its own heartbeat, reconnects under its name (HANDOVER), and carries on."""
     rep, endpoint = start_rep(spawn, "--quiet")
     (frozen,) = start_clients(spawn, [endpoint], 1, 60, program="c.py")
     frozen.wait_for(DIGEST_RE, count=5)
     frozen.send(signal.SIGSTOP)
-    wait_until_peer_hung_up(frozen)  # rep.py dropped it: a file and a connection back
+    time.sleep(SILENT_S + PING_S)  # frozen past its own heartbeat
     frozen.send(signal.SIGCONT)
     check_sha_client(frozen, 60)
 

@@ -133,15 +133,22 @@ NOWHERE = "tcp://no-such-host.invalid:5556"  # .invalid never resolves (RFC 2606
         ("msgqueue.py", ["--frontend", OVER], "port is over 65535"),
         ("mrep.py", ["--connect", OVER], "port is over 65535"),
         ("mreq.py", ["--connect", OVER], "port is over 65535"),
-        *((s, [f, "tcp://127.0.0.1:\u00b2"], "Invalid argument") for s, f in FLAGS),
+        *((s, [f, "tcp://127.0.0.1:\u00b2"], "no port number at its end") for s, f in FLAGS),
         *((s, [f, "inproc://x"], "inproc:// reaches only sockets in the same process")
           for s, f in FLAGS),
         *((s, [f, NOWHERE], "host 'no-such-host.invalid' does not resolve") for s, f in CONNECTS),
+        ("c.py", ["--connect", "tcp://127.0.0.1:6180x"], "no port number at its end"),
+        ("rep.py", ["--bind", "tcp://127.0.0.1:-1"], "no port number at its end"),  # 65535
+        ("mrep.py", ["--connect", "tcp://127.0.0.1:0"], "port 0 is for binding"),
+        ("mreq.py", ["--connect", "tcp://a..b:1"], "'a..b' is not a host name"),
+        ("msgqueue.py", ["--frontend", "tcp://127.0.0.1:5\udcff"], "not printable"),
     ],
     ids=[
         "rep.py-nonsense", "c.py-no-port", *(f"{s}-over-65535" for s in SCRIPTS),
         *(f"{s}-superscript-port" for s, _ in FLAGS), *(f"{s}-inproc" for s, _ in FLAGS),
         *(f"{s}-unresolvable" for s, _ in CONNECTS),
+        "c.py-port-junk", "rep.py-port-junk", "mrep.py-port-0", "mreq.py-bad-name",
+        "msgqueue.py-not-utf8",
     ],
 )  # fmt: skip
 def test_bad_endpoint_is_one_clear_line(spawn, script, args, message):
@@ -182,6 +189,7 @@ def test_port_in_use_is_one_clear_line(spawn):
         ("c.py", ["--connect", ""]),  # an unset shell variable: it said nothing, forever
         ("mreq.py", ["--connect", ","]),
         ("mrep.py", ["--connect", ""]),
+        ("rep.py", ["--max-size", str(10**20)]),  # an OverflowError traceback, before
     ],
 )
 def test_bad_numbers_are_refused_by_argparse_naming_only_that_flag(spawn, script, args):
