@@ -68,7 +68,7 @@ def broker(frontend, backend, monitors, stop):
     for monitor in monitors:
         idle.register(monitor, zmq.POLLIN)
         busy.register(monitor, zmq.POLLIN)
-    idle.register(backend, zmq.POLLOUT)  # only between turns: in one, the proxy owns it
+    idle.register(backend, zmq.POLLIN | zmq.POLLOUT)  # only between turns: then it is ours
     try:
         while not stop:
             for sock, _ in (busy if proxy.thread else idle).poll(POLL_MS):
@@ -80,8 +80,16 @@ def broker(frontend, backend, monitors, stop):
             servers.check_unseen(writable)
             if writable and not stop:
                 proxy.start()
+            else:  # replies may still come, such as a last server's, sent as it left
+                pass_back(backend, frontend)
     finally:
         proxy.close()
+
+
+def pass_back(backend, frontend):
+    """Between turns, pass on the replies that come all the same, one by one."""
+    while backend.poll(0):
+        frontend.send_multipart(backend.recv_multipart())
 
 
 def say(line):

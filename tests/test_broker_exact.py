@@ -520,3 +520,35 @@ def test_junk_that_ends_like_a_server_leaves_the_count_unsure_never_wrong(spawn,
         ("connection closed", "0"),
     ]
     assert len(said(broker, NO_SERVER)) == 1
+
+
+def test_a_reply_comes_back_while_no_server_can_take_a_request(spawn, zctx):
+    """The proxy stops while no server can take a request; replies must still get
+    through. The common case is a last server's reply to the request in hand, sent
+    as it leaves on Ctrl-C: it waited in the broker for the next server (1 CI run
+    in a few). Here the one server's way is full, so the proxy stops, and then
+    the server answers one request: its reply must reach the client at once."""
+    broker, front, back = start_broker(spawn)
+    server = zctx.socket(zmq.DEALER)  # a server that reads only when told to
+    server.setsockopt(zmq.RCVHWM, 10)
+    server.setsockopt(zmq.RCVBUF, 64 * 1024)
+    server.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # its pings keep the broker from dropping it
+    server.setsockopt(zmq.HEARTBEAT_TIMEOUT, 600_000)
+    server.connect(back)
+    broker.wait_for("server connected, 1 connected now")
+    client = zctx.socket(zmq.DEALER)
+    client.setsockopt(zmq.SNDHWM, 10)  # so it sees when the broker takes no more
+    client.connect(front)
+    kernel_send_max = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    filler = b"x" * max(16 * 1024, kernel_send_max // 200)  # the kernel holds < 200
+    for n in range(100_000):  # until the broker takes no more: the way is full
+        if not client.poll(1000, zmq.POLLOUT):
+            break
+        client.send_multipart([b"", b"%08d" % n + filler], zmq.NOBLOCK)
+    else:
+        raise AssertionError("the broker never filled up")
+    wait_until(lambda: not proxy_running(broker.pid), "the proxy's turn ended")
+    request = server.recv_multipart()
+    server.send_multipart(request[:-1] + [b"answer"])  # the answer to the first
+    assert client.poll(WAIT * 1000), "the reply waits in the broker"
+    assert client.recv_multipart() == [b"", b"answer"]
