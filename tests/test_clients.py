@@ -5,7 +5,6 @@ The time checks here are lower bounds only (a pause or a timeout lasts at least
 so long), which no slow machine can break; how fast things go is the benchmark's.
 """
 
-import contextlib
 import re
 import signal
 import threading
@@ -15,7 +14,6 @@ import pytest
 import zmq
 from conftest import (
     DIGEST_RE,
-    ECHO_BACK_RE,
     ECHO_RE,
     PER_REQUEST_RE,
     RESEND_RE,
@@ -170,33 +168,38 @@ def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, 
     # seeds them identically in every process). A reply the server finishes
     # after the restart carries the old broker's id for client A; the new
     # broker must not deliver it to client B, who now holds that id.
+    # The server is the test's own DEALER, so that it can hold A's request while
+    # it takes B's: A's old reply then reaches the new broker while B is on it.
     broker, front, back = start_broker(spawn)
-    with contextlib.ExitStack() as stack:
-        if script == "c.py":
-            # c.py's server behind a broker: rep.py binds; it cannot join one.
-            worker = OwnServer(zctx, sha_reply, connect=back, work=HELD)
-            stack.callback(worker.close)
-            in_hand = lambda: worker.wait_until(lambda: worker.received == 1)  # noqa: E731
-            sent = lambda: worker.wait_until(lambda: worker.replied >= 2)  # noqa: E731
-        else:
-            worker = start_worker(spawn, back, args=["--work", HELD])
-            in_hand = lambda: worker.wait_for(SERVER_GOT_RE)  # noqa: E731
-            sent = lambda: worker.wait_for(ECHO_BACK_RE, count=2)  # noqa: E731
-        a = spawn(script, "--connect", front, "--count", 1, "--timeout", HELD + 1)
-        in_hand()  # A's request is in the server's hands
-        a.send(signal.SIGSTOP)  # A cannot reconnect to the new broker first
-        broker.send(signal.SIGKILL)
-        broker.wait()
-        start_broker(spawn, frontend=front, backend=back)
-        if script == "c.py":  # c.py sends the time: B's request must differ from A's
-            sent_by_a = a.wait_for(SENT_RE).group(2)
-            while time.ctime() == sent_by_a:
-                time.sleep(0.05)  # waiting for the clock's next second, not for a process
-        b = spawn(script, "--connect", front, "--count", 1, "--timeout", 3 * HELD)
-        check_client(b, 1)
-        sent()  # A's old reply was sent, and went nowhere
-        a.send(signal.SIGCONT)
-        check_client(a, 1)
+    answer = sha_reply if script == "c.py" else lambda request: request
+    server = zctx.socket(zmq.DEALER)
+    server.connect(back)
+
+    def take():  # [client id, request id, "", request], as the broker passes them on
+        assert server.poll(WAIT * 1000), "no request reached the server"
+        return server.recv_multipart()
+
+    def reply(frames):
+        server.send_multipart(frames[:-1] + [answer(frames[-1])])
+
+    a = spawn(script, "--connect", front, "--count", 1, "--timeout", HELD)
+    from_a = take()
+    a.send(signal.SIGSTOP)  # A cannot reconnect to the new broker first
+    broker.send(signal.SIGKILL)
+    broker.wait()
+    start_broker(spawn, frontend=front, backend=back)
+    if script == "c.py":  # c.py sends the time: B's request must differ from A's
+        sent_by_a = a.wait_for(SENT_RE).group(2)
+        while time.ctime() == sent_by_a:
+            time.sleep(0.05)  # waiting for the clock's next second, not for a process
+    b = spawn(script, "--connect", front, "--count", 1, "--timeout", 3 * HELD)
+    from_b = take()  # B is connected to the new broker
+    reply(from_a)  # A's old reply must go nowhere...
+    reply(from_b)
+    check_client(b, 1)  # ...not to B
+    a.send(signal.SIGCONT)
+    reply(take())  # A resends to the new broker
+    check_client(a, 1)
 
 
 @pytest.mark.parametrize("script", CLIENTS)
