@@ -3,30 +3,27 @@
 # requires-python = ">=3.9"
 # dependencies = ["pyzmq"]
 # ///
-"""mrep.py: one of many servers. A REP worker behind the broker that echoes requests.
+"""mrep.py: one of many servers. A REP server behind the broker that echoes requests.
 
-Same REP socket as rep.py, one difference: it connects to the broker's back
-(msgqueue.py, port 5560) instead of binding a port of its own. So you can
-start as many as you like, anywhere, in any order; the broker hands each one
-requests in turn, and clients never learn which server answered.
+The same REP socket as rep.py, but it connects to the broker's back end
+(msgqueue.py, port 5560) instead of binding: start as many as you like, in any
+order, anywhere; the broker hands each one requests in turn.
 
-Because it connects, ZeroMQ reconnects it by itself when the broker restarts.
-A socket monitor reports those comings and goings as lines of output.
+The pattern, as the zguide writes it (a test runs this very code):
 
-Run msgqueue.py first, then this in several terminals, then mreq.py:
+    context = zmq.Context()
+    socket = context.socket(zmq.REP)
+    socket.connect("tcp://127.0.0.1:5560")
+    while True:
+        request = socket.recv()
+        socket.send(request)
 
-    python mrep.py
-    python mrep.py --work 0.5     # half a second of "work" per request
+Run msgqueue.py, then this in several terminals (--work 0.5: half a second of
+"work" per request), then mreq.py.
 
-Try:
-  * Ctrl-C one server: it answers the request in hand and exits; clients do
-    not notice, except one whose request was queued for it, which resends;
-  * kill -9 one server while it works (--work 2): its client resends after
-    its timeout and another server answers;
-  * Ctrl-Z one server (frozen, not dead): within 3 to 4 s the broker's
-    heartbeats drop it and the others take its share; type fg and it rejoins;
-  * kill them all: clients pause; start one and it takes the waiting requests;
-  * start more: watch the requests spread over all of them.
+Try: Ctrl-C one (it answers the request in hand); kill -9 one during --work 2
+(its client resends); Ctrl-Z one (the broker drops it within 3 to 4 s; fg, and it
+rejoins); kill them all, start more, restart the broker: the clients carry on.
 """
 
 import argparse
@@ -44,52 +41,57 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
-SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the echo
+SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the reply
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between tries at an endpoint that is not a broker
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
-def say(line):
-    # flush=True: one line per event, visible at once even through a pipe.
-    try:
-        print(line, flush=True)
-    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
-        stop_printing()  # and carry on: a request in hand is answered all the same
+def answer(request):
+    """The tutorial's work, and all an assignment changes: the reply to a request.
+    Both are lists of frames (a request has one, unless its client sent more)."""
+    return request
 
 
-def stop_printing():
-    """Send stdout to the null device: every later line goes nowhere, and none fails."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
-def printable(data):
-    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
-    text = data.decode("utf-8", "backslashreplace")
-    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+def serve(sock, monitor, stop, work, quiet):
+    """The pattern: receive a request, answer it, send the reply; until Ctrl-C."""
+    connections = Connections(sock, monitor)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)  # brokers connected and lost
+    while not stop:  # poll, not recv: look up every POLL_MS to see Ctrl-C
+        ready = dict(poller.poll(POLL_MS))
+        # A request first: once polled it is partly read, and its connection must stay.
+        if sock in ready:
+            request = sock.recv_multipart()  # REP keeps who asked, for the reply
+            if not quiet:
+                shown = printable(b"".join(request))
+                say(f"python: received '{shown}' from client.")
+            time.sleep(work)
+            reply = answer(request)
+            if not quiet:
+                shown = printable(b"".join(reply))
+                say(f"python (pid={PID}): sending back the received data: {shown}")
+            sock.send_multipart(reply)
+        if monitor in ready:
+            connections.follow()
+        connections.retry_due()
 
 
 def connect_socket(ctx, endpoints, max_size):
     sock = ctx.socket(zmq.REP)
-    # LINGER is how long closing may wait to deliver what is still queued. The
-    # default is forever: libzmq keeps reconnecting to deliver, so a copy with a reply
-    # queued for a broker that is gone still ran 30 s after SIGTERM. 0 may drop a
-    # reply still leaving at exit (a big echo takes a while); 500 ms lets it leave.
+    # LINGER: how long closing may wait to deliver; forever by default, 0 drops a reply.
+    # Forever, a server with a reply queued for a broker that is gone would never exit.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
     # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
     # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    # A frame over max_size makes libzmq drop that connection. The limit is per
-    # frame: a request of many frames, each under it, is taken whole, however big.
+    # A frame over max_size drops that peer, and only it; the limit is per frame.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
-    # The monitor reports connections made and lost. It must exist before the
-    # first connect, or it can miss that connection's event.
+    # The monitor must exist before the first connect, or it can miss that one's events.
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
     return sock, monitor, connect_each(sock, endpoints)
 
@@ -151,8 +153,8 @@ def refuse(endpoint, doing, why):
 
 
 class Connections:
-    """Follows the monitor: which brokers this server is connected to, and when
-    to try again an endpoint that answered but is not a broker's back end."""
+    """Follows the monitor, and reconnects: libzmq does so itself after a network error,
+    but not after a protocol error (a frame over --max-size, a peer of the wrong kind)."""
 
     def __init__(self, sock, monitor):
         self.sock, self.monitor = sock, monitor
@@ -168,22 +170,15 @@ class Connections:
             self.up.add(endpoint)
             self.retry_in.pop(endpoint, None)
         elif kind == zmq.EVENT_DISCONNECTED:
-            # libzmq reconnects by itself after a network error, but gives up for
-            # good after a protocol error, such as a frame over --max-size, or a
-            # peer of the wrong kind. So this server reconnects itself: at once to
-            # a broker it lost (which also drops any reply still queued for it),
-            # and ever more slowly to an endpoint that failed its handshake.
-            self.sock.disconnect(endpoint)
-            if endpoint in self.up:
+            self.sock.disconnect(endpoint)  # this also drops any reply still queued for it
+            if endpoint in self.up:  # a broker lost: back to it at once
                 self.up.discard(endpoint)
                 say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
                 self.sock.connect(endpoint)
-            else:
+            else:  # no handshake: not a broker's back end; try again ever more slowly
                 if endpoint not in self.retry_in:
-                    say(
-                        f"python (pid={PID}): no ZeroMQ handshake with {endpoint} (not a"
-                        " broker's back end, or not answering); trying again now and then"
-                    )
+                    say(f"python (pid={PID}): no ZeroMQ handshake with {endpoint} (not a broker's"
+                        " back end, or not answering); trying again now and then")  # fmt: skip
                 wait = self.retry_in.get(endpoint, RETRY_FIRST)
                 self.retry_in[endpoint] = min(2 * wait, RETRY_MAX)
                 self.retry_at[endpoint] = time.monotonic() + wait
@@ -195,24 +190,25 @@ class Connections:
                 self.sock.connect(endpoint)
 
 
-def echo_one(sock, work, quiet):
-    # Every frame of the request goes back, in order. REP has already
-    # stripped the envelope (which client, via which broker) and restores it.
-    frames = sock.recv_multipart()
-    text = "" if quiet else printable(b"".join(frames))
-    if not quiet:
-        say(f"python: received '{text}' from client.")
-    if work:
-        time.sleep(work)
-    if not quiet:
-        say(f"python (pid={PID}): sending back the received data: {text}")
-    sock.send_multipart(frames)
+def say(line):
+    try:
+        print(line, flush=True)  # flush: each line shows at once, even through a pipe
+    except OSError:  # nobody reads any more (a closed pipe or terminal, a full disk):
+        devnull = os.open(os.devnull, os.O_WRONLY)  # later lines go nowhere, and the
+        os.dup2(devnull, sys.stdout.fileno())  # request in hand is answered all the same
+        os.close(devnull)
+
+
+def printable(data):
+    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
+    text = data.decode("utf-8", "backslashreplace")
+    if not text.isprintable():  # one C call for the usual case; this walk is slow
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
 def stop_requests():
-    """Turn Ctrl-C and SIGTERM into a note that the loops read, so a script stops
-    between two steps, never inside one (a request in hand is answered). Setting
-    it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
+    """Ctrl-C and SIGTERM become a note the loop reads: it stops between two steps."""
     requested = []
 
     def note(signum, frame):
@@ -222,45 +218,24 @@ def stop_requests():
         for later in (signal.SIGINT, signal.SIGTERM):
             signal.signal(later, signal.SIG_IGN)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also undoes a shell's SIG_IGN ("cmd &")
         signal.signal(signum, note)
     return requested
-
-
-def serve(sock, monitor, stop, work, quiet):
-    connections = Connections(sock, monitor)
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
-    poller.register(monitor, zmq.POLLIN)
-    while not stop:
-        ready = dict(poller.poll(POLL_MS))
-        # A request first: once polled, it is partly read, and must be finished
-        # before the connection it came on may be dropped.
-        if sock in ready:
-            echo_one(sock, work, quiet)
-        if monitor in ready:
-            connections.follow()
-        connections.retry_due()
 
 
 def main():
     parser = argparse.ArgumentParser(description="Echo REP server behind the broker.")
     arg = parser.add_argument
-    arg("--connect", action="append", metavar="EP", help="broker back end to serve, as"
-        " tcp://HOST:PORT; repeat the flag, or separate endpoints with commas, to serve"
-        f" several brokers (default {BROKER_ENDPOINT})")  # fmt: skip
-    arg("--work", type=float, default=0.0, metavar="SECONDS",
-        help="pretend to work this long on each request (default 0)")  # fmt: skip
-    arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES",
-        help="drop a peer that sends a bigger frame (default %(default)s)")  # fmt: skip
+    arg("--connect", action="append", metavar="EP", help="broker back end, as tcp://HOST:PORT;"
+        f" repeat it, or use commas, for several (default {BROKER_ENDPOINT})")  # fmt: skip
+    arg("--work", type=float, default=0.0, help="seconds of pretend work per request")
+    arg("--max-size", type=int, default=MAX_SIZE, help="drop a peer sending a bigger frame")
     arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
-    if args.max_size < MIN_SIZE:
-        parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
-    if args.max_size >= 2**63:  # libzmq keeps it in 64 bits
-        parser.error("--max-size must be under 2**63")
+    if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
+        parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
     if not endpoints:  # --connect "", as from a shell variable never set
         parser.error("--connect needs an endpoint, as tcp://HOST:PORT")

@@ -5,23 +5,28 @@
 # ///
 """mreq.py: one of many clients. A REQ client of the broker that checks its echo.
 
-c.py's REQ socket, pointed at the broker's front (msgqueue.py, port 5559).
-It sends 10 random letters and its pid, and checks that the echo is exactly
-that: the broker must route each reply to the client that asked, no other.
+c.py's REQ socket, pointed at the broker's front (msgqueue.py, port 5559). It
+sends 10 random letters and its pid, and checks that the echo is exactly that:
+the broker must route each reply to the client that asked, no other.
 
-A plain REQ hangs forever if the server dies holding its request: the reply
-never comes and the socket refuses to send again. This one resends after
---timeout seconds (the zguide's "Lazy Pirate", done with socket options).
+The pattern, as the zguide writes it (a test runs this very code):
+
+    context = zmq.Context()
+    socket = context.socket(zmq.REQ)
+    socket.connect("tcp://127.0.0.1:5559")
+    for _ in range(3):
+        request = "".join(random.choices("qwertyuiop", k=10)).encode()
+        socket.send(request)
+        assert socket.recv() == request
 
 Run msgqueue.py and some mrep.py first, then this in several terminals:
 
     python mreq.py
     python mreq.py --count 5 --interval 0.2    # five checked round trips, then exit
 
-Try:
-  * kill servers, all of them, the broker: clients say they wait, resend,
-    and carry on by themselves; two brokers (--connect twice, here and in
-    every mrep.py): kill either one, and requests go through the other.
+Try: kill servers, all of them, the broker: clients say they wait, resend, and
+carry on by themselves. Two brokers (--connect twice, here and in every mrep.py):
+kill either one, and requests go through the other.
 """
 
 import argparse
@@ -35,55 +40,120 @@ import uuid
 
 import zmq
 
-BROKER_ENDPOINT = "tcp://127.0.0.1:5559"  # the broker's front, for clients
+ENDPOINT = "tcp://127.0.0.1:5559"  # the broker's front, for clients
+PEER = "broker"  # what ENDPOINT is, as the lines name it
 INTERVAL = 1.0  # seconds between a reply and the next request
 TIMEOUT = 2.5  # seconds without a reply before the request is sent again
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # every wait is cut in slices this long, to see Ctrl-C at once
+SHOWN_CHARS = 200  # longer requests and replies are cut short on screen
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
-def say(line):
-    # flush=True: one line per event, visible at once even through a pipe.
-    try:
-        print(line, flush=True)
-    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
-        stop_printing()
-        signal.raise_signal(signal.SIGTERM)  # so stop, as on Ctrl-C (think: c.py | head -3)
+def new_request():
+    """The tutorial's work, and all an assignment changes: the next request..."""
+    letters = "".join(random.choice("qwertyuiop") for _ in range(10))
+    return f"{letters} (from client pid={PID})".encode()
 
 
-def stop_printing():
-    """Send stdout to the null device: every later line goes nowhere, and none fails."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+def check_reply(request, reply):
+    """...and whether a reply to it is right: here, the request itself (an echo)."""
+    return reply == request
 
 
-def printable(data):
-    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
-    text = data.decode("utf-8", "backslashreplace")
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+# The per-request lines, which name that work: change them with it ("" prints none).
+SENDING = ""  # the tutorial's mreq.py shows only what came back
+RIGHT = "{stamp} python (pid={pid}) received the original data: {reply}"
+WRONG = "python (pid={pid}): echo mismatch: sent '{request}', got '{reply}'"
+
+
+def ask(sock, stop, request, timeout, retries):
+    """The pattern: send the request, wait for its reply; after timeout s without one,
+    send it again. The reply; None on Ctrl-C, or once `retries` resends went unanswered."""
+    retry = 0
+    while True:
+        sent = within(timeout, stop, lambda: sock.send(request))
+        reply = sent and within(timeout, stop, sock.recv_multipart)
+        if reply:
+            return b"".join(reply)
+        if stop:
+            return None
+        why = "reply within" if sent else f"{PEER} reachable for"  # IMMEDIATE: none is up
+        problem = f"no {why} {timeout:g} s"
+        if retries is not None and retry >= retries:
+            tries = "retry" if retry == 1 else "retries"
+            say(f"python (pid={PID}): {problem}, giving up after {retry} {tries}")
+            return None
+        retry += 1
+        say(f"python (pid={PID}): {problem}, resending (retry {retry})")
+
+
+def run(sock, stop, args):
+    """New requests, asked and checked, until --count replies came back or Ctrl-C.
+    The exit status: 1 if a reply was wrong or the client gave up, else 0."""
+    verified = mismatched = 0
+    while args.count is None or verified + mismatched < args.count:
+        if verified + mismatched and args.interval:
+            pause(args.interval, stop)
+        request = new_request()
+        if SENDING and not args.quiet and not stop:
+            show(SENDING, request)
+        reply = ask(sock, stop, request, args.timeout, args.retries)
+        if stop:
+            say(f"python (pid={PID}): interrupted, exiting")
+            return 0
+        if reply is None:
+            return 1
+        if check_reply(request, reply):
+            verified += 1
+            if not args.quiet:
+                show(RIGHT, request, reply)
+        else:
+            mismatched += 1
+            show(WRONG, request, reply)
+    say(f"python (pid={PID}): done, {verified} replies verified, {mismatched} mismatched")
+    return 1 if mismatched else 0
+
+
+def within(seconds, stop, call):
+    """call() until it does not time out (each try waits a slice at most), for `seconds`
+    at most or until Ctrl-C. What it returned (True for a send's None), or False."""
+    deadline = time.monotonic() + seconds
+    while not stop and time.monotonic() < deadline:
+        try:
+            done = call()
+            return True if done is None else done
+        except zmq.Again:
+            pass
+    return False
+
+
+def pause(seconds, stop):
+    """Sleep in slices of POLL_MS, so that Ctrl-C is seen within one, even on Windows."""
+    deadline = time.monotonic() + seconds
+    while not stop and time.monotonic() < deadline:
+        time.sleep(max(0, min(POLL_MS / 1000, deadline - time.monotonic())))
+
+
+def show(line, request, reply=b""):
+    """One of the lines above, filled in ({stamp}: the date and time, as mreq.py's)."""
+    stamp = time.strftime("%y-%m-%d %H:%M:%S")
+    say(line.format(pid=PID, stamp=stamp, request=printable(request), reply=printable(reply)))
 
 
 def connect_socket(ctx, endpoints):
     sock = ctx.socket(zmq.REQ)
-    # RELAXED: a REQ may send a new request before the old one was answered,
-    # which is how we resend. CORRELATE: each request carries an id, and a late
-    # reply to an earlier one is dropped instead of being taken for this one.
+    # RELAXED: it may send again before a reply; CORRELATE: it drops replies to earlier sends.
     sock.setsockopt(zmq.REQ_RELAXED, 1)
     sock.setsockopt(zmq.REQ_CORRELATE, 1)
-    # A name of our own for this client. Left to itself, every broker process
-    # numbers its clients in the same sequence, so a reply finished after a
-    # broker restart could be routed to whichever client now has our number.
+    # Its own name: a restarted broker gives out the old one's numbers; late replies would stray.
     sock.setsockopt(zmq.ROUTING_ID, uuid.uuid4().hex.encode())
-    # IMMEDIATE: queue a request only on a connection that is up, never for a
-    # server that is down. With none up, the socket is not writable, and the
-    # client waits for one (below) instead of parking the request.
+    # IMMEDIATE: send only on a connection that is up, never queue for a peer that is down.
     sock.setsockopt(zmq.IMMEDIATE, 1)
-    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
-    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
+    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)  # a send or a receive waits one slice at most:
+    sock.setsockopt(zmq.RCVTIMEO, POLL_MS)  # Ctrl-C is seen between two, even on Windows
+    # Heartbeats: libzmq drops a peer that answers no ping for 3 s (frozen, or cut off).
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
     return sock, connect_each(sock, endpoints)
@@ -145,107 +215,26 @@ def refuse(endpoint, doing, why):
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
-class Requester:
-    """The REQ socket, waited on in slices of POLL_MS so that Ctrl-C is seen within
-    a slice, even where a signal cannot interrupt a blocking call (Windows)."""
-
-    def __init__(self, sock, stop):
-        self.sock, self.stop = sock, stop
-        self.rcvtimeo = None  # the socket's RCVTIMEO: set only when it changes
-
-    def slices(self, seconds):
-        """The length in ms of each slice of a wait, until `seconds` pass or Ctrl-C."""
-        deadline = time.monotonic() + seconds
-        while not self.stop:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            yield max(1, min(POLL_MS, int(left * 1000)))
-
-    def send(self, data, timeout):
-        """Send as soon as a connection takes it; False after timeout s or on Ctrl-C."""
-        for ms in self.slices(timeout):
-            try:
-                self.sock.send(data, zmq.NOBLOCK)
-                return True
-            except zmq.Again:  # IMMEDIATE: nothing is connected; wait until something is
-                self.sock.poll(ms, zmq.POLLOUT)
-        return False
-
-    def receive(self, timeout):
-        """The reply to the last request; None after timeout s or on Ctrl-C."""
-        for ms in self.slices(timeout):
-            if ms != self.rcvtimeo:  # shorter only in the last slice
-                self.rcvtimeo = ms
-                self.sock.setsockopt(zmq.RCVTIMEO, ms)
-            try:
-                return b"".join(self.sock.recv_multipart())
-            except zmq.Again:
-                pass  # no reply in this slice (REQ_CORRELATE drops stale ones unseen)
-        return None
-
-    def pause(self, seconds):
-        for ms in self.slices(seconds):
-            time.sleep(ms / 1000)
+def say(line):
+    try:
+        print(line, flush=True)  # flush: each line shows at once, even through a pipe
+    except OSError:  # nobody reads any more (a closed pipe or terminal, a full disk):
+        devnull = os.open(os.devnull, os.O_WRONLY)  # later lines go nowhere, and none
+        os.dup2(devnull, sys.stdout.fileno())  # fails; the client stops, as on Ctrl-C
+        os.close(devnull)  # (think: c.py | head -3)
+        signal.raise_signal(signal.SIGTERM)
 
 
-def request(requester, data, timeout, retries):
-    """Send data and return its reply, resending after each timeout.
-    Returns None once retries resends have gone unanswered, or on Ctrl-C."""
-    retry = 0
-    while not requester.stop:
-        if requester.send(data, timeout):
-            reply = requester.receive(timeout)
-            if reply is not None:
-                return reply
-            problem = f"no reply within {timeout:g} s"
-        else:
-            problem = f"no broker reachable for {timeout:g} s"
-        if requester.stop:
-            break
-        if retries is not None and retry >= retries:
-            tries = "retry" if retry == 1 else "retries"
-            say(f"python (pid={PID}): {problem}, giving up after {retry} {tries}")
-            return None
-        retry += 1
-        say(f"python (pid={PID}): {problem}, resending (retry {retry})")
-    return None
-
-
-def random_request():
-    letters = "".join(random.choice("qwertyuiop") for _ in range(10))
-    return f"{letters} (from client pid={PID})"
-
-
-def run(requester, args):
-    """Send requests until args.count echoes came back; the exit status."""
-    verified = mismatched = 0
-    while args.count is None or verified + mismatched < args.count:
-        if verified + mismatched and args.interval:
-            requester.pause(args.interval)
-        text = random_request()
-        reply = request(requester, text.encode(), args.timeout, args.retries)
-        if requester.stop:
-            say(f"python (pid={PID}): interrupted, exiting")
-            return 0
-        if reply is None:
-            return 1
-        if reply == text.encode():
-            verified += 1
-            if not args.quiet:
-                stamp = time.strftime("%y-%m-%d %H:%M:%S")
-                say(f"{stamp} python (pid={PID}) received the original data: {text}")
-        else:
-            mismatched += 1
-            say(f"python (pid={PID}): echo mismatch: sent '{text}', got '{printable(reply)}'")
-    say(f"python (pid={PID}): done, {verified} replies verified, {mismatched} mismatched")
-    return 1 if mismatched else 0
+def printable(data):
+    """The bytes as one line of text: what is not UTF-8 or not printable is escaped."""
+    text = data.decode("utf-8", "backslashreplace")
+    if not text.isprintable():  # one C call for the usual case; this walk is slow
+        text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
 def stop_requests():
-    """Turn Ctrl-C and SIGTERM into a note that the loops read, so a script stops
-    between two steps, never inside one (a request in hand is answered). Setting
-    it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
+    """Ctrl-C and SIGTERM become a note the loop reads: it stops between two steps."""
     requested = []
 
     def note(signum, frame):
@@ -255,17 +244,17 @@ def stop_requests():
         for later in (signal.SIGINT, signal.SIGTERM):
             signal.signal(later, signal.SIG_IGN)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also undoes a shell's SIG_IGN ("cmd &")
         signal.signal(signum, note)
     return requested
 
 
 def main():
-    parser = argparse.ArgumentParser(description="REQ client of the broker that checks its echo.")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arg = parser.add_argument
-    arg("--connect", action="append", metavar="EP", help="broker to ask, as tcp://HOST:PORT;"
+    arg("--connect", action="append", metavar="EP", help=f"{PEER} to ask, as tcp://HOST:PORT;"
         " repeat the flag, or separate endpoints with commas, to spread requests over"
-        f" several (default {BROKER_ENDPOINT})")  # fmt: skip
+        f" several (default {ENDPOINT})")  # fmt: skip
     arg("--interval", type=float, default=INTERVAL, metavar="SECONDS",
         help="pause after each reply, before the next request (default %(default)s)")  # fmt: skip
     arg("--count", type=int, metavar="N",
@@ -284,7 +273,7 @@ def main():
         parser.error("--count must be at least 1")
     if args.retries is not None and args.retries < 0:
         parser.error("--retries must be 0 or more")
-    endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
+    endpoints = [ep for arg in args.connect or [ENDPOINT] for ep in arg.split(",") if ep]
     if not endpoints:  # --connect "", as from a shell variable never set
         parser.error("--connect needs an endpoint, as tcp://HOST:PORT")
 
@@ -295,7 +284,7 @@ def main():
     try:
         sock, endpoints = connect_socket(ctx, endpoints)
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
-        status = run(Requester(sock, stop), args)
+        status = run(sock, stop, args)
     finally:
         # LINGER 0 on every socket: Ctrl-C exits at once, not once a request is delivered.
         ctx.destroy(linger=0)

@@ -30,10 +30,8 @@ ports with everyone pointed at both (--connect twice): kill either, work goes on
 """
 
 import argparse
-import contextlib
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -52,64 +50,40 @@ MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnecte
 MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the broker itself needs besides its connections
-HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
+HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each server every second; drop it after 3 s silent
 POLL_MS = 100  # the proxy runs in turns this long; the main loop looks up between them
-REFUSING_EVERY = 10  # seconds between two lines about the open-file limit
+REFUSING_EVERY = 10  # seconds: libzmq retries a failed accept() at once; a line, not a flood
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
 
 def broker(frontend, backend, monitors, stop):
-    """The pattern: zmq.proxy(frontend, backend), in turns, each begun only while
-    a server can take a request: libzmq's proxy spins at 100% CPU while requests
-    wait and none can (libzmq issue 4071), and nothing tells when it does."""
+    """The pattern: zmq.proxy(frontend, backend), in turns, each begun only while a
+    server can take a request: libzmq's proxy spins at 100% CPU while requests wait
+    and none can (libzmq issue 4071), and nothing tells when it does."""
     proxy, servers = Proxy(frontend, backend), ServerCount()
-    idle, busy = zmq.Poller(), zmq.Poller()
-    for monitor in monitors:
-        idle.register(monitor, zmq.POLLIN)
-        busy.register(monitor, zmq.POLLIN)
-    idle.register(backend, zmq.POLLIN | zmq.POLLOUT)  # only between turns: then it is ours
     try:
         while not stop:
-            for sock, _ in (busy if proxy.thread else idle).poll(POLL_MS):
-                while sock is not backend and sock.poll(0):
-                    servers.follow(recv_monitor_message(sock))
-            proxy.stop()  # a turn ends after POLL_MS, or at once when something happened
-            # POLLOUT: some server is connected and has room for a request.
-            writable = backend.poll(0, zmq.POLLOUT)
+            ours = [] if proxy.thread else [backend]  # between turns only: then it is ours
+            zmq.select(monitors + ours, ours, [], POLL_MS / 1000)  # or until something happens
+            for monitor in monitors:
+                while monitor.poll(0):
+                    servers.follow(recv_monitor_message(monitor))
+            proxy.stop()  # a turn lasts POLL_MS at most: the loop looks up between turns
+            writable = backend.poll(0, zmq.POLLOUT)  # a server is connected and has room
             servers.check_unseen(writable)
             if writable and not stop:
                 proxy.start()
             else:  # replies may still come, such as a last server's, sent as it left
-                pass_back(backend, frontend)
+                while backend.poll(0):
+                    frontend.send_multipart(backend.recv_multipart())
     finally:
         proxy.close()
 
 
-def pass_back(backend, frontend):
-    """Between turns, pass on the replies that come all the same, one by one."""
-    while backend.poll(0):
-        frontend.send_multipart(backend.recv_multipart())
-
-
-def say(line):
-    # flush=True: one line per event, visible at once even through a pipe.
-    try:
-        print(line, flush=True)
-    except OSError:  # nobody reads any more (a closed pipe, a closed terminal, a full disk)
-        stop_printing()  # and carry on: a request in hand is answered all the same
-
-
-def stop_printing():
-    """Send stdout to the null device: every later line goes nowhere, and none fails."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 class Proxy:
-    """zmq.proxy_steerable, one turn at a time, on a thread the broker starts;
-    the main thread ends a turn with TERMINATE on a control socket."""
+    """zmq.proxy_steerable, a turn at a time, each on a thread of its own: the main
+    thread stays free for signals, and ends a turn with TERMINATE."""
 
     def __init__(self, frontend, backend):
         self.sockets, self.thread = (frontend, backend), None
@@ -158,143 +132,94 @@ class ServerCount:
 
     def __init__(self):
         self.servers, self.unknown = set(), set()  # connections (file numbers)
-        self.pending = 0  # handshakes that succeeded on one of the unknown connections
-        self.doubt = 0  # up to this many more may be connected than counted
+        self.low = self.high = 0  # how many of the unknown are servers: at least, at most
         self.failed = False  # was the last event a failed handshake?
-        self.unseen_since, self.unseen_said, self.next_limit_line = None, False, 0.0
-
-    @property
-    def count(self):
-        return len(self.servers) + self.pending
+        self.unseen_since, self.unseen_said, self.limit_said = None, False, 0.0
 
     def follow(self, event):
         kind, value = event["event"], event["value"]
         if kind == zmq.EVENT_ACCEPT_FAILED:
-            return self.at_file_limit(value)
+            self.limit_said = at_file_limit(value, self.limit_said)
+            return
         failed, self.failed = self.failed, bool(kind & self.FAILED)
-        count, doubt = self.count, self.doubt
+        was_low, was_high = self.shown()
         if kind == zmq.EVENT_ACCEPTED:
             self.unknown.add(value)
-        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self.pending += 1
+        elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:  # one of the unknown: it does not say which
+            self.low, self.high = self.low + 1, self.high + 1
         elif kind == zmq.EVENT_DISCONNECTED and value in self.servers:
             self.servers.discard(value)
         elif kind == zmq.EVENT_DISCONNECTED and value in self.unknown:
             self.unknown.discard(value)
-            if (self.pending and not failed) or self.pending > len(self.unknown):
-                self.pending -= 1  # a server left, or junk that ended the same way
-                self.doubt += 1
-        if self.pending and self.pending == len(self.unknown):  # all of them succeeded
+            if not failed:  # a server left, or junk that ended the same way
+                self.low = max(self.low - 1, 0)
+        left = len(self.unknown)  # no more of them can be servers than there are
+        self.low, self.high = min(self.low, left), min(self.high, left)
+        if self.low == left:  # every one of them is a server
             self.servers |= self.unknown
             self.unknown.clear()
-            self.pending = 0
-        self.doubt = min(self.doubt, len(self.unknown) - self.pending)  # what still could be
-        if self.count > count:
-            self.changed("server connected")
-        elif self.count < count and self.doubt <= doubt:
-            self.changed("server left")
-        elif (self.count, self.doubt) != (count, doubt):
-            self.changed("connection closed")
+            self.low = self.high = 0
+        low, high = self.shown()
+        if low > was_low:
+            self.changed("server connected", low, high)
+        elif low < was_low and high < was_high:
+            self.changed("server left", low, high)
+        elif (low, high) != (was_low, was_high):
+            self.changed("connection closed", low, high)
 
-    def changed(self, what):
-        shown = f"{self.count} to {self.count + self.doubt}" if self.doubt else self.count
+    def shown(self):
+        return len(self.servers) + self.low, len(self.servers) + self.high
+
+    def changed(self, what, low, high):
+        shown = f"{low} to {high}" if high > low else low
         say(f"python (pid={PID}): {what}, {shown} connected now")
-        if self.count + self.doubt == 0:
+        if high == 0:
             self.unseen_said = False
             say(f"python (pid={PID}): no server connected, requests wait")
 
     def check_unseen(self, writable):
-        # ZeroMQ 2 and 3 servers (ZMTP 1.0, 2.0) take requests with no event at all;
-        # a ZeroMQ 4 one may take them a moment before its event, so wait a second.
-        if self.count + self.doubt or not writable:
+        # ZeroMQ 2 and 3 servers take requests with no event; a 4 one, a moment before it.
+        if self.shown()[1] or not writable:
             self.unseen_since = None
         elif self.unseen_since is None:
             self.unseen_since = time.monotonic()
         elif not self.unseen_said and time.monotonic() > self.unseen_since + 1:
             self.unseen_said = True
-            say(
-                f"python (pid={PID}): requests go to a peer the count cannot see (ZeroMQ"
-                " older than 4, or not ZeroMQ at all: a web browser on the servers' port?)"
-            )
-
-    def at_file_limit(self, error):
-        if time.monotonic() > self.next_limit_line:  # libzmq retries at once: no flood
-            self.next_limit_line = time.monotonic() + REFUSING_EVERY
-            say(
-                f"python (pid={PID}): at the open-file limit ({zmq.strerror(error)}): new"
-                " connections wait; raise the open-file limit (ulimit -n) or start another broker"
-            )
+            say(f"python (pid={PID}): requests go to a peer the count cannot see (ZeroMQ older"
+                " than 4, or not ZeroMQ at all: a web browser on the servers' port?)")  # fmt: skip
 
 
 def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
-    # A frame over max_size makes libzmq drop that peer's connection; the others are
-    # unaffected. The limit is per frame: a request of many big frames is taken whole.
+    # A frame over max_size drops that peer, and only it; the limit is per frame.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
-    # libzmq's default backlog is 100: a class reconnecting at once after a
-    # restart would overflow it, and the overflow waits seconds to retry.
+    # libzmq's default backlog, 100, overflows when a class reconnects at once.
     sock.setsockopt(zmq.BACKLOG, BACKLOG)
-    # A burst of requests can fill every server's queue midway (room comes back 500
-    # at a time): the send gives up after POLL_MS, the turn ends, the client resends.
+    # Every server's queue full midway through a burst: the send gives up, the turn ends.
     sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
     return sock
 
 
-def raise_open_file_limit():
-    """Every connection is an open file, and many systems allow only 1024 (256
-    on macOS) unless asked. Raise that soft limit as far as the hard one; return
-    how many connections fit, or None where there is no such limit."""
-    if resource is None:
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for wanted in (hard, max(soft, min(hard, 10240))):  # macOS refuses its "unlimited"
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            return wanted - SPARE_FILES
-    return soft - SPARE_FILES
-
-
 def bind(sock, endpoint):
-    check_endpoint(sock, endpoint, "bind")
+    """Bind, or refuse in one line an endpoint that cannot work; return where it is."""
+    if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
+        refuse(ascii(endpoint), "bind", "not printable")
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    if scheme == "inproc":
+        refuse(endpoint, "bind", "inproc:// reaches only sockets in the same process")
+    if scheme == "tcp" and ":" in host:  # an IPv6 address, which libzmq takes only with IPV6
+        sock.setsockopt(zmq.IPV6, 1)
+    if scheme == "tcp" and port != "*":  # "*": any free port
+        if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
+            refuse(endpoint, "bind", "no port number at its end (tcp://HOST:PORT)")
+        if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
+            refuse(endpoint, "bind", "port is over 65535")
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as err:
         refuse(endpoint, "bind", zmq.strerror(err.errno))
     return sock.LAST_ENDPOINT.decode()
-
-
-def check_endpoint(sock, endpoint, doing):
-    """Refuse, in one line, an endpoint that cannot work; return where it leads.
-    libzmq checks the rest, but resolves a host name only later, and quietly."""
-    if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
-        refuse(ascii(endpoint), doing, "not printable")
-    scheme, _, address = endpoint.partition("://")
-    host, _, port = address.rpartition(":")
-    host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
-    if scheme == "inproc":
-        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
-    if scheme != "tcp":
-        return endpoint
-    if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
-        sock.setsockopt(zmq.IPV6, 1)
-    if port == "*" and doing == "bind":  # any free port
-        return endpoint
-    if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
-        refuse(endpoint, doing, "no port number at its end (tcp://HOST:PORT)")
-    if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
-        refuse(endpoint, doing, "port is over 65535")
-    if doing == "bind" or host == "*":  # a bind's host may name an interface
-        return endpoint
-    if int(port) == 0:
-        refuse(endpoint, doing, "port 0 is for binding (any free port), not connecting")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
-    try:
-        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
-    except socket.gaierror as err:
-        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
-    except UnicodeError:  # a part of it empty or over 63 letters: "a..b"
-        refuse(endpoint, doing, f"{host!r} is not a host name")
-    return found[0][4][:2]
 
 
 def refuse(endpoint, doing, why):
@@ -303,10 +228,41 @@ def refuse(endpoint, doing, why):
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
+def at_file_limit(error, said):
+    """A line saying connections wait, once per REFUSING_EVERY s; returns when said."""
+    if time.monotonic() > said + REFUSING_EVERY:  # libzmq retries accept() at once
+        said, why = time.monotonic(), zmq.strerror(error)
+        say(f"python (pid={PID}): at the open-file limit ({why}): new connections wait;"
+            " raise the open-file limit (ulimit -n)")  # fmt: skip
+    return said
+
+
+def raise_open_file_limit():
+    """Every connection is an open file, and many systems allow only 1024 (macOS 256):
+    raise the soft limit to the hard one; return how many connections fit, or None."""
+    if resource is None:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for wanted in (hard, max(soft, min(hard, 10240))):  # macOS refuses its "unlimited"
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted - SPARE_FILES
+        except (ValueError, OSError):
+            pass
+    return soft - SPARE_FILES
+
+
+def say(line):
+    try:
+        print(line, flush=True)  # flush: each line shows at once, even through a pipe
+    except OSError:  # nobody reads any more (a closed pipe or terminal, a full disk):
+        devnull = os.open(os.devnull, os.O_WRONLY)  # later lines go nowhere, and the
+        os.dup2(devnull, sys.stdout.fileno())  # request in hand is answered all the same
+        os.close(devnull)
+
+
 def stop_requests():
-    """Turn Ctrl-C and SIGTERM into a note that the loops read, so a script stops
-    between two steps, never inside one (a request in hand is answered). Setting
-    it explicitly also undoes a shell's ignoring SIGINT for a command run with "&"."""
+    """Ctrl-C and SIGTERM become a note the loop reads: it stops between two steps."""
     requested = []
 
     def note(signum, frame):
@@ -316,7 +272,7 @@ def stop_requests():
         for later in (signal.SIGINT, signal.SIGTERM):
             signal.signal(later, signal.SIG_IGN)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also undoes a shell's SIG_IGN ("cmd &")
         signal.signal(signum, note)
     return requested
 
@@ -332,10 +288,8 @@ def main():
         "sends a bigger frame (default %(default)s)")  # fmt: skip
     arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")
     args = parser.parse_args()
-    if args.max_size < MIN_SIZE:
-        parser.error(f"--max-size must be at least {MIN_SIZE} (a ZeroMQ handshake sends 296)")
-    if args.max_size >= 2**63:  # libzmq keeps it in 64 bits
-        parser.error("--max-size must be under 2**63")
+    if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
+        parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
 
     if sys.stdout:  # None when started with stdout closed: then print() prints nothing
         sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
@@ -344,16 +298,11 @@ def main():
     ctx = zmq.Context()  # one I/O thread: the monitor's events come in libzmq's order
     try:
         frontend = new_socket(ctx, zmq.ROUTER, args.max_size)
-        # Clients name themselves; a client that reconnects before its old
-        # connection was noticed dead takes its name over instead of being refused.
+        # A client back before its old connection was seen dead takes its name over, not ignored.
         frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         backend = new_socket(ctx, zmq.DEALER, args.max_size)
-        # Heartbeats on the back end: a frozen (Ctrl-Z) or cut-off server keeps its
-        # TCP connection open but answers nothing; libzmq drops it after 3 s without
-        # an answer to a ping. Not in front: the clients ping, and with heartbeats
-        # there any client could abort the broker (libzmq 4.3.5 asserts when one
-        # times out on a connection that stopped reading, 1000 requests queued, and
-        # then hung up).
+        # Pings drop a server that keeps its connection but answers nothing (Ctrl-Z, cut off).
+        # None in front: libzmq 4.3.5 aborts if one times out on a client it stopped reading.
         backend.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
         backend.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
         # Monitors before binding, or a server that connects at once is missed.
@@ -362,12 +311,10 @@ def main():
         front, back = bind(frontend, args.frontend), bind(backend, args.backend)
         limit = f" (room for {room} connections)" if room else ""
         say(f"python (pid={PID}): broker up, clients on {front}, servers on {back}{limit}")
-        broker(frontend, backend, (front_monitor, back_monitor), stop)
+        broker(frontend, backend, [front_monitor, back_monitor], stop)
         say(f"python (pid={PID}): stopped")
     finally:
-        # LINGER 0 on every socket: drop messages in flight, or a server that reads
-        # nothing would keep the broker from exiting. The clients resend them.
-        ctx.destroy(linger=0)
+        ctx.destroy(linger=0)  # LINGER 0: a server that reads nothing cannot hold the exit
 
 
 if __name__ == "__main__":

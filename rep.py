@@ -63,24 +63,24 @@ def answer(request):
 
 def serve(sock, monitor, stop, work, quiet):
     """The pattern: receive a request, answer it, send the reply; until Ctrl-C."""
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
-    poller.register(monitor, zmq.POLLIN)  # accept() failures: the open-file limit
     limit_said = 0.0  # when the last open-file-limit line was printed
-    while not stop:  # poll, not recv: look up every POLL_MS to see Ctrl-C
-        ready = dict(poller.poll(POLL_MS))
-        if sock in ready:
-            request = b"".join(sock.recv_multipart())  # REP keeps who asked, for the reply
-            if not quiet:
-                say(f"python: received '{printable(request)}' from client.")
+    while not stop:
+        try:
+            request = b"".join(sock.recv_multipart(zmq.NOBLOCK))  # REP keeps who asked
+        except zmq.Again:  # none waiting: wait, looking up every POLL_MS to see Ctrl-C
+            readable, _, _ = zmq.select([sock, monitor], [], [], POLL_MS / 1000)
+            if monitor in readable:  # accept() failed: the open-file limit
+                limit_said = at_file_limit(recv_monitor_message(monitor)["value"], limit_said)
+            continue
+        if not quiet:
+            say(f"python: received '{printable(request)}' from client.")
+        if work:
             time.sleep(work)
-            reply = answer(request)
-            if not quiet:
-                shown = printable(reply)
-                say(f"python (pid={PID}): sending back sha1 of the received data: {shown}")
-            sock.send(reply)
-        if monitor in ready:
-            limit_said = at_file_limit(recv_monitor_message(monitor)["value"], limit_said)
+        reply = answer(request)
+        if not quiet:
+            shown = printable(reply)
+            say(f"python (pid={PID}): sending back sha1 of the received data: {shown}")
+        sock.send(reply)
 
 
 def bind_socket(ctx, endpoint, max_size):

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: what the broker costs, how load balancing scales, how long fail-over stalls.
 
-It starts the real scripts as processes (with --quiet) and drives them with a
-load generator of its own: K REQ sockets in this process, each always with one
-request in flight. Figures are reported as ratios where the machine's speed
-would otherwise decide the number:
+It starts the real scripts as processes (with --quiet, except where a figure
+says otherwise) and drives them with a load generator of its own: K REQ sockets
+in this process, each always with one request in flight. Figures are reported
+as ratios where the machine's speed would otherwise decide the number:
 
 What a figure compares is measured in alternating rounds (A, B, B, A, ...
 where the order matters), and the medians of the rounds are reported, so that
@@ -14,8 +14,8 @@ a machine that slows down or speeds up midway weighs on both sides alike.
    msgqueue.py to mrep.py): median, p99, and brokered/direct.
 2. Broker cost, 8 clients and 2 servers: msgqueue.py (zmq.proxy) against a
    reference broker written here as the classic Python poll loop (the zguide's
-   rrbroker), both running. Requests/s for each, and the broker process's own
-   CPU time per request, read from /proc.
+   rrbroker), both running. Requests/s for each and their ratio, and the broker
+   process's own CPU time per request, read from /proc, and its ratio.
 3. Scaling: servers with --work 0.02, 16 clients, 1, 2, 4 and 8 servers;
    requests/s and efficiency against perfect scaling (n / 0.02 requests/s).
 4. Fail-over stall: 8 mreq.py clients through 3 servers with --work 0.05;
@@ -34,7 +34,14 @@ a machine that slows down or speeds up midway weighs on both sides alike.
    round-robin is blind to load, and this shows what that costs.
 8. Client overhead: c.py --interval 0 --quiet against a minimal 10-line pyzmq
    REQ loop on the same rep.py (each pinned to a core of its own): time and
-   CPU per request.
+   CPU per request, and c.py / minimal.
+9. No slower: each server against a bare REP loop doing the same work (rep.py:
+   bind, recv, sha1, send; mrep.py: connect, recv, send it back), once with
+   --quiet against a loop that prints nothing, once printing against a loop
+   that prints the same two lines per request. One DEALER here keeps 8
+   requests queued at the server (mrep.py's is bound here, as a broker's back
+   end is); servers on one core, this load on the other; stdout to a file.
+   Replies/s, script / bare, and the server's CPU per request.
 
     python benchmarks/bench.py            # about a minute; writes benchmarks/results.json
     python benchmarks/bench.py --quick    # a few seconds per figure, for a smoke test
@@ -54,6 +61,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,6 +71,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from harness import (  # noqa: E402  (the process harness is shared with the tests)
     ANY_PORT,
+    WAIT,
     cpu_seconds,
     processes,
     start_broker,
@@ -77,6 +86,7 @@ TARGETS = {
     "efficiency_at_8_min": 0.90,
     "stall_over_timeout_max": 0.2,
     "client_overhead_ratio_max": 1.15,
+    "server_ratio_min": 0.95,  # replies/s of each server against its bare loop
     # Detection takes up to a ping interval (1 s) plus the heartbeat timeout (3 s);
     # then a request dealt to the silent peer costs one --timeout.
     "silent_back_within_s": 1 + 3 + STALL_TIMEOUT + 0.5,
@@ -202,6 +212,9 @@ def measure_broker_cost(ctx, spawn, seconds, rounds):
     for name in brokers:
         result[f"{name}_requests_per_s"] = statistics.median(rates[name])
         result[f"{name}_cpu_us_per_request"] = statistics.median(cpus[name])
+    result["requests_ratio"] = statistics.median(
+        m / r for m, r in zip(rates["msgqueue"], rates["reference"])
+    )
     result["cpu_ratio"] = statistics.median(
         m / r for m, r in zip(cpus["msgqueue"], cpus["reference"])
     )
@@ -415,6 +428,22 @@ def measure_connections(ctx, spawn, counts, seconds):
     return {"seconds": seconds, "points": points}
 
 
+def two_cores():
+    """(server core, client core), or None where there are not two to pin to. Pinned,
+    because where the scheduler puts them otherwise changes a round trip by tens of
+    percent from one run to the next."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    server_core, client_core = sorted(os.sched_getaffinity(0))[:2]
+    return server_core, client_core
+
+
+def pin(pid, core):
+    """Every thread of a process (its ZeroMQ I/O thread too) onto one core."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {core})
+
+
 MINIMAL_CLIENT = """
 import sys, zmq
 sock = zmq.Context().socket(zmq.REQ)
@@ -430,13 +459,11 @@ def measure_client_overhead(spawn, requests, rounds):
     in alternating rounds. Per request = (t(3N) - t(N)) / 2N, so that both programs'
     start-up cancels out; t is wall-clock time, and the client's own CPU time."""
     rep, endpoint = start_rep(spawn, "--quiet")
-    # One core for the server, the other for the client: where the scheduler puts
-    # them otherwise changes a round trip by tens of percent from one run to the next.
-    pinned = hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-    server_core, client_core = sorted(os.sched_getaffinity(0))[:2] if pinned else (0, 0)
+    cores = two_cores()
+    pinned = cores is not None
+    server_core, client_core = cores or (0, 0)
     if pinned:
-        for task in Path(f"/proc/{rep.pid}/task").iterdir():
-            os.sched_setaffinity(int(task.name), {server_core})
+        pin(rep.pid, server_core)
     commands = {
         "c.py": lambda n: [sys.executable, str(HERE.parent / "c.py"), "--connect", endpoint,
                            "--interval", "0", "--quiet", "--count", str(n)],
@@ -466,6 +493,190 @@ def measure_client_overhead(spawn, requests, rounds):
     result["ratio"] = result["c.py_us_per_request"] / result["minimal_us_per_request"]
     result["cpu_ratio"] = result["c.py_cpu_us_per_request"] / result["minimal_cpu_us_per_request"]
     return result
+
+
+# The bare loops of figure 9: the server's work and nothing else. argv: endpoint, and
+# "print" for the two lines per request the script prints (flushed, as it flushes).
+BARE_REP = """
+import hashlib, os, sys, zmq
+pid, printing = os.getpid(), sys.argv[2] == "print"
+sock = zmq.Context().socket(zmq.REP)
+sock.bind(sys.argv[1])
+print(f"python (pid={pid}): bare loop on {sock.LAST_ENDPOINT.decode()}", flush=True)
+while True:
+    request = sock.recv()
+    if printing:
+        print(f"python: received '{request.decode()}' from client.", flush=True)
+    reply = hashlib.sha1(request).hexdigest().encode()
+    if printing:
+        print(f"python (pid={pid}): sending back sha1 of the received data: {reply.decode()}",
+              flush=True)
+    sock.send(reply)
+"""
+BARE_WORKER = """
+import os, sys, zmq
+pid, printing = os.getpid(), sys.argv[2] == "print"
+sock = zmq.Context().socket(zmq.REP)
+sock.connect(sys.argv[1])
+print(f"python (pid={pid}): bare loop on {sys.argv[1]}", flush=True)
+while True:
+    request = sock.recv()
+    if printing:
+        print(f"python: received '{request.decode()}' from client.", flush=True)
+        print(f"python (pid={pid}): sending back the received data: {request.decode()}",
+              flush=True)
+    sock.send(request)
+"""
+BARE = {"rep.py": BARE_REP, "mrep.py": BARE_WORKER}
+READY = {  # the line each server prints once it can take requests
+    "rep.py": r"serving sha1 on (tcp://[^\s,]+)",
+    "mrep.py": r"connected to broker at (tcp://\S+)",
+    "bare": r"bare loop on (tcp://\S+)",
+}
+REQUESTS = {"rep.py": b"Sat Nov 28 06:12:09 2026", "mrep.py": b"qwertyuiop (from client pid=4242)"}
+IN_FLIGHT = 8  # requests queued at the server, so that it never waits for the next one
+PER_REQUEST_LINE = re.compile(r"python: received |python \(pid=\d+\): sending back ")
+
+
+def wait_in_file(proc, path, pattern):
+    """The first match of `pattern` in what `proc` has written to the file `path`."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and proc.popen.poll() is None:
+        found = re.search(pattern, path.read_text())
+        if found:
+            return found
+        time.sleep(0.01)
+    raise RuntimeError(
+        f"{proc.name} {' '.join(proc.args)} did not print {pattern!r}: "
+        f"{path.read_text()[-500:]!r} {proc.stderr_lines[-10:]}"
+    )
+
+
+def start_pair(ctx, spawn, script, printing, folder):
+    """The script and its bare loop, stdout to a file each, and a DEALER of ours on
+    each (mrep.py's bound here, as a broker's back end is). {name: (proc, sock, file)}."""
+    quiet, mode = ([] if printing else ["--quiet"]), ("print" if printing else "quiet")
+    pair = {}
+    for name in (script, "bare"):
+        sock = ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.sndtimeo = sock.rcvtimeo = int(WAIT * 1000)  # a dead server: an error, not a hang
+        endpoint = ANY_PORT
+        if script == "mrep.py":
+            sock.bind(ANY_PORT)
+            endpoint = sock.LAST_ENDPOINT.decode()
+        sink = folder / f"{script}-{name}-{mode}.out"
+        with sink.open("w") as out:
+            if name == "rep.py":
+                proc = spawn(name, "--bind", endpoint, *quiet, stdout=out)
+            elif name == "mrep.py":
+                proc = spawn(name, "--connect", endpoint, *quiet, stdout=out)
+            else:
+                program = [sys.executable, "-c", BARE[script]]
+                proc = spawn(f"bare loop for {script}", endpoint, mode, program=program, stdout=out)
+        ready = wait_in_file(proc, sink, READY[name])
+        if script == "rep.py":
+            sock.connect(ready.group(1))
+        pair[name] = (proc, sock, sink)
+    return pair
+
+
+def pump(sock, request, seconds):
+    """Keep IN_FLIGHT requests queued at one server for `seconds`, then let them all
+    come back. Returns (replies while measuring, seconds measured)."""
+    for _ in range(IN_FLIGHT):
+        sock.send_multipart([b"", request])
+    replies, begin = 0, time.perf_counter()
+    while time.perf_counter() < begin + seconds:
+        sock.recv_multipart()
+        replies += 1
+        sock.send_multipart([b"", request])
+    measured = time.perf_counter() - begin
+    for _ in range(IN_FLIGHT):
+        sock.recv_multipart()  # the other server's round starts with nothing left here
+    return replies, measured
+
+
+def per_request_lines(path, count=2):
+    """The first `count` per-request lines in a server's output, its pid taken out."""
+    lines = []
+    with path.open() as output:
+        for line in output:
+            if PER_REQUEST_LINE.match(line):
+                lines.append(re.sub(r"pid=\d+", "pid=N", line.rstrip("\n")))
+            if len(lines) == count:
+                break
+    return lines
+
+
+def compare_with_bare(ctx, spawn, script, printing, *, folder, seconds, rounds, cores):
+    """One server against its bare loop, in alternating rounds of seconds / rounds."""
+    pair = start_pair(ctx, spawn, script, printing, folder)
+    request = REQUESTS[script]
+    for proc, sock, _ in pair.values():
+        if cores:
+            pin(proc.pid, cores[0])
+        pump(sock, request, min(0.2, seconds / rounds))  # warm up; and is it answering?
+    rates = {name: [] for name in pair}
+    cpu, handled = dict.fromkeys(pair, 0.0), dict.fromkeys(pair, 0)
+    for round_ in range(rounds):
+        order = list(pair.items())
+        for name, (proc, sock, _) in order if round_ % 2 == 0 else order[::-1]:
+            before = cpu_seconds(proc.pid)
+            replies, measured = pump(sock, request, seconds / rounds)
+            cpu[name] += cpu_seconds(proc.pid) - before
+            handled[name] += replies + IN_FLIGHT
+            rates[name].append(replies / measured)
+    for proc, sock, _ in pair.values():
+        proc.reap()
+        sock.close()
+    # The bare loop must print what the script prints, or the figure compares other work.
+    lines = {name: per_request_lines(sink) for name, (_, _, sink) in pair.items()}
+    if lines[script] != lines["bare"] or len(lines[script]) != (2 if printing else 0):
+        raise RuntimeError(f"{script} and its bare loop print different lines: {lines}")
+    # CPU over all rounds: /proc counts it in clock ticks (10 ms), too coarse for one.
+    cpu_us = {name: cpu[name] / handled[name] * 1e6 for name in pair}
+    return {
+        "script": script,
+        "printing": printing,
+        "script_replies_per_s": statistics.median(rates[script]),
+        "bare_replies_per_s": statistics.median(rates["bare"]),
+        "ratio": statistics.median(s / b for s, b in zip(rates[script], rates["bare"])),
+        "script_cpu_us_per_request": cpu_us[script],
+        "bare_cpu_us_per_request": cpu_us["bare"],
+        "cpu_ratio": cpu_us[script] / cpu_us["bare"] if cpu_us["bare"] else None,
+    }
+
+
+def measure_no_slower(spawn, seconds, rounds):
+    """rep.py and mrep.py, quiet and printing, each against its bare loop: servers on
+    one core, this load generator (this thread and its ZeroMQ I/O thread) on the other."""
+    cores = two_cores()
+    saved = os.sched_getaffinity(0) if cores else None
+    if cores:
+        os.sched_setaffinity(0, {cores[1]})  # this thread, and the threads it starts
+    ctx = zmq.Context()  # so its I/O thread starts on this load's core
+    cases = []
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for script in ("rep.py", "mrep.py"):
+                for printing in (False, True):
+                    case = compare_with_bare(
+                        ctx, spawn, script, printing,
+                        folder=Path(folder), seconds=seconds, rounds=rounds, cores=cores,
+                    )  # fmt: skip
+                    cases.append(case)
+    finally:
+        ctx.destroy(linger=0)
+        if cores:
+            os.sched_setaffinity(0, saved)
+    return {
+        "seconds": seconds,
+        "rounds": rounds,
+        "in_flight": IN_FLIGHT,
+        "pinned": cores is not None,
+        "cases": cases,
+    }
 
 
 def machine():
@@ -506,6 +717,9 @@ def verdicts(results):
         "storm_all_answered": all(
             p["storm_answered"] == p["clients"] for p in results["connections"]["points"]
         ),
+        "servers_no_slower": all(
+            case["ratio"] >= TARGETS["server_ratio_min"] for case in results["no_slower"]["cases"]
+        ),
     }
 
 
@@ -521,7 +735,8 @@ def table(results):
         ("brokered / direct, median",
          f"{lat['ratio_median']:.2f}x", f"<= 2.2x: {ok[met['latency_ratio']]}"),
         ("requests/s, msgqueue.py / Python loop",
-         f"{cost['msgqueue_requests_per_s']:.0f} / {cost['reference_requests_per_s']:.0f}", ""),
+         f"{cost['msgqueue_requests_per_s']:.0f} / {cost['reference_requests_per_s']:.0f}, "
+         f"{cost['requests_ratio']:.2f}x", ""),
         ("broker CPU per request, msgqueue.py / Python loop",
          f"{cost['msgqueue_cpu_us_per_request']:.1f} / "
          f"{cost['reference_cpu_us_per_request']:.1f} us", ""),
@@ -598,6 +813,26 @@ def table(results):
             "",
         )
     )
+    least = TARGETS["server_ratio_min"]
+    for case in results["no_slower"]["cases"]:
+        versus = f"{case['script']} / bare loop, {'printing' if case['printing'] else '--quiet'}"
+        rows.append(
+            (
+                f"replies/s, {versus}",
+                f"{case['script_replies_per_s']:.0f} / {case['bare_replies_per_s']:.0f}, "
+                f"{case['ratio']:.2f}x",
+                f">= {least:g}x: {ok[case['ratio'] >= least]}",
+            )
+        )
+        cpu_ratio = f"{case['cpu_ratio']:.2f}x" if case["cpu_ratio"] is not None else "-"
+        rows.append(
+            (
+                f"server CPU per request, {versus}",
+                f"{case['script_cpu_us_per_request']:.0f} / {case['bare_cpu_us_per_request']:.0f}"
+                f" us, {cpu_ratio}",
+                "",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{a:<{width}}  {b:<24} {c}".rstrip() for a, b, c in rows)
 
@@ -643,6 +878,7 @@ def main():
     counts, hold, overhead = ([200], 1.0, 300) if args.quick else ([1000, 4000], 10.0, 3000)
     freeze = (1.0, 5.0) if args.quick else (4.0, 12.0)  # seconds before, and frozen
     slow_seconds = 2.0 if args.quick else 10.0
+    no_slower = (0.2, 2) if args.quick else (3.0, 12)  # seconds per server, and rounds
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 4000 clients: 4000 files here
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
@@ -668,6 +904,8 @@ def main():
             results["connections"] = measure_connections(ctx, spawn, counts, hold)
             print("measuring client overhead...", flush=True)
             results["client_overhead"] = measure_client_overhead(spawn, overhead, 2 * rounds)
+            print("measuring servers against bare loops...", flush=True)
+            results["no_slower"] = measure_no_slower(spawn, *no_slower)
     finally:
         ctx.destroy(linger=0)
     results["targets_met"] = verdicts(results)

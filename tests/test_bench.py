@@ -10,12 +10,14 @@ from conftest import ROOT
 FIGURES = {
     "latency": ["direct_median_us", "direct_p99_us", "brokered_median_us", "brokered_p99_us",
                 "ratio_median", "ratio_p99"],
-    "broker_cost": ["msgqueue_requests_per_s", "reference_requests_per_s",
+    "broker_cost": ["msgqueue_requests_per_s", "reference_requests_per_s", "requests_ratio",
                     "msgqueue_cpu_us_per_request", "reference_cpu_us_per_request", "cpu_ratio"],
     "stall": ["timeout_s", "normal_round_trip_s", "worst_extra_latency_s", "over_timeout_s",
               "requests_resent", "requests_held_by_the_killed_server"],
-    "client_overhead": ["c.py_us_per_request", "minimal_us_per_request", "ratio"],
+    "client_overhead": ["c.py_us_per_request", "minimal_us_per_request", "ratio", "cpu_ratio"],
 }  # fmt: skip
+NO_SLOWER = ["script_replies_per_s", "bare_replies_per_s", "ratio", "script_cpu_us_per_request",
+             "bare_cpu_us_per_request"]  # fmt: skip
 
 
 def test_quick_benchmark_records_every_figure(tmp_path):
@@ -42,7 +44,8 @@ def test_quick_benchmark_records_every_figure(tmp_path):
     assert all(p["requests_per_s"] > 0 and p["efficiency"] > 0 for p in points)
     assert set(results["targets_met"]) == {"latency_ratio", "broker_cpu_ratio",
                                            "efficiency_at_8", "stall", "client_overhead",
-                                           "storm_all_answered", "silent_faults"}  # fmt: skip
+                                           "storm_all_answered", "silent_faults",
+                                           "servers_no_slower"}  # fmt: skip
     slow = results["slow_server"]
     assert slow["all_fast"]["replies_per_s"] > 0 and slow["one_slow"]["replies_per_s"] > 0
     faults = results["silent_faults"]
@@ -53,4 +56,15 @@ def test_quick_benchmark_records_every_figure(tmp_path):
     assert held["replies_per_s"] > 0 and held["broker_rss_mb"] > 0
     stall = results["stall"]
     assert stall["requests_resent"] >= stall["requests_held_by_the_killed_server"]
+    # Each server against its bare loop, quiet and printing (the benchmark itself checks
+    # that the bare loop printed the very lines the script printed).
+    cases = results["no_slower"]["cases"]
+    assert [(c["script"], c["printing"]) for c in cases] == [
+        ("rep.py", False), ("rep.py", True), ("mrep.py", False), ("mrep.py", True),
+    ]  # fmt: skip
+    for case in cases:
+        for name in NO_SLOWER:
+            assert isinstance(case[name], (int, float)), (case, name)
+        assert case["script_replies_per_s"] > 0 and case["bare_replies_per_s"] > 0, case
     assert "fail-over" in run.stdout  # the table was printed
+    assert "bare loop, printing" in run.stdout

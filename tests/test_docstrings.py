@@ -1,6 +1,7 @@
 """The pattern each script's docstring shows, as the zguide would write it, is run
 for real here, so the few lines a reader meets first never go stale."""
 
+import hashlib
 import re
 import socket
 import sys
@@ -43,3 +44,50 @@ def test_broker_docstring_pattern_brokers_a_request(zctx):
         assert client.recv() == b"through the snippet, and back"
     finally:
         broker.reap()
+
+
+def run_snippet(script, port, default):
+    """The script's snippet as a process of its own, on a free port for its default."""
+    code = snippet(script)
+    assert f":{default}" in code, f"{script}'s pattern names no port {default}"
+    code = code.replace(f":{default}", f":{port}")
+    program = [sys.executable, "-c", "import hashlib, time\nimport zmq\n" + code]
+    return Proc(f"{script} snippet", program=program)
+
+
+def test_server_docstring_patterns_answer_requests(zctx):
+    rep_port, back = free_port(), free_port()
+    rep = run_snippet("rep.py", rep_port, 5556)
+    dealer = zctx.socket(zmq.DEALER)  # the broker's back end, for mrep.py's snippet
+    dealer.bind(f"tcp://127.0.0.1:{back}")
+    mrep = run_snippet("mrep.py", back, 5560)
+    try:
+        client = zctx.socket(zmq.REQ)
+        client.connect(f"tcp://127.0.0.1:{rep_port}")
+        client.send(b"hello")
+        assert client.poll(20_000), rep.stderr_lines
+        assert client.recv() == hashlib.sha1(b"hello").hexdigest().encode()
+        dealer.send_multipart([b"", b"echo me"])
+        assert dealer.poll(20_000), mrep.stderr_lines
+        assert dealer.recv_multipart() == [b"", b"echo me"]
+    finally:
+        rep.reap()
+        mrep.reap()
+
+
+def test_client_docstring_patterns_send_and_check(zctx):
+    for script, default, right in [
+        ("c.py", 5556, lambda request: hashlib.sha1(request).hexdigest().encode()),
+        ("mreq.py", 5559, lambda request: request),
+    ]:
+        server = zctx.socket(zmq.REP)
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        client = run_snippet(script, port, default)
+        try:
+            for _ in range(2):  # the second request comes once the first reply passed
+                assert server.poll(20_000), (script, client.stderr_lines)
+                server.send(right(server.recv()))
+            assert server.poll(20_000), (script, client.stderr_lines)
+        finally:
+            client.reap()
+            server.close()
