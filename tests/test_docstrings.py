@@ -57,10 +57,14 @@ def run_snippet(script, port, default):
 
 def test_server_docstring_patterns_answer_requests(zctx):
     rep_port, back = free_port(), free_port()
-    rep = run_snippet("rep.py", rep_port, 5556)
     dealer = zctx.socket(zmq.DEALER)  # the broker's back end, for mrep.py's snippet
     dealer.bind(f"tcp://127.0.0.1:{back}")
-    mrep = run_snippet("mrep.py", back, 5560)
+    rep = run_snippet("rep.py", rep_port, 5556)
+    try:
+        mrep = run_snippet("mrep.py", back, 5560)
+    except BaseException:
+        rep.reap()  # one that started is reaped, whatever the other did
+        raise
     try:
         client = zctx.socket(zmq.REQ)
         client.connect(f"tcp://127.0.0.1:{rep_port}")
