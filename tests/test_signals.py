@@ -108,11 +108,18 @@ def threads_taking(pid, signum):
     (libzmq's own threads block every signal.)"""
     found = []
     for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
-        if tid != pid and not blocked & (1 << (signum - 1)):
-            found.append(tid)
+        try:
+            if tid != pid and not blocks(pid, tid, signum):
+                found.append(tid)
+        except FileNotFoundError:
+            pass  # it ended since the listing: the proxy's thread lives one turn
     return found
+
+
+def blocks(pid, tid, signum):
+    """Whether a thread blocks signum, from its signal mask (SigBlk) in /proc."""
+    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    return bool(int(status.split("SigBlk:")[1].split()[0], 16) & (1 << (signum - 1)))
 
 
 def signal_a_thread_taking(pid, signum):
@@ -126,13 +133,11 @@ def signal_a_thread_taking(pid, signum):
         for tid in threads_taking(pid, signum):
             if libc.tgkill(pid, tid, signum) != 0:
                 continue  # it ended first
-            status = Path(f"/proc/{pid}/task/{tid}/status")
             try:
-                blocked = int(status.read_text().split("SigBlk:")[1].split()[0], 16)
+                if not blocks(pid, tid, signum):
+                    return  # it takes the signal: the kernel delivers it
             except FileNotFoundError:
                 return  # it took the signal and ended
-            if not blocked & (1 << (signum - 1)):
-                return  # it takes the signal: the kernel delivers it
         time.sleep(0.01)  # between two turns: no proxy thread; it has no line to wait for
     raise AssertionError("no thread but the main one ever took the signal")
 
