@@ -49,60 +49,60 @@ NAME = os.path.basename(__file__)  # in every message: a copy speaks its own nam
 
 
 def answer(request):
-    """The tutorial's work, and all an assignment changes: the reply to a request.
-    Both are lists of frames (a request has one, unless its client sent more)."""
+    """The tutorial's work, and all an assignment changes: the reply to a request."""
     return request
+
+
+# The lines that name that work: change them with it.
+RECEIVED = "python: received '{request}' from client."
+SENDING = "python (pid={pid}): sending back the received data: {reply}"
+CONNECTING = "python (pid={pid}): echo server connecting to {where}"
 
 
 def serve(sock, monitor, stop, work, quiet):
     """The pattern: receive a request, answer it, send the reply; until Ctrl-C."""
-    connections = Connections(sock, monitor)
-    poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
-    poller.register(monitor, zmq.POLLIN)  # brokers connected and lost
-    while not stop:  # poll, not recv: look up every POLL_MS to see Ctrl-C
-        ready = dict(poller.poll(POLL_MS))
-        # A request first: once polled it is partly read, and its connection must stay.
-        if sock in ready:
-            request = sock.recv_multipart()  # REP keeps who asked, for the reply
-            if not quiet:
-                shown = printable(b"".join(request))
-                say(f"python: received '{shown}' from client.")
+    brokers = Connections(sock, monitor)
+    while not stop:
+        try:
+            request = b"".join(sock.recv_multipart(zmq.NOBLOCK))  # REP keeps who asked
+        except zmq.Again:  # none waiting: wait, looking up every POLL_MS to see Ctrl-C
+            readable, _, _ = zmq.select([sock, monitor], [], [], POLL_MS / 1000)
+            if sock not in readable:  # a request first: polled, its head is read, and
+                brokers.follow()  # dropping its connection now would abort libzmq
+            continue
+        if not quiet:
+            say(RECEIVED.format(request=printable(request)))
+        if work:
             time.sleep(work)
-            reply = answer(request)
-            if not quiet:
-                shown = printable(b"".join(reply))
-                say(f"python (pid={PID}): sending back the received data: {shown}")
-            sock.send_multipart(reply)
-        if monitor in ready:
-            connections.follow()
-        connections.retry_due()
+        reply = answer(request)
+        if not quiet:
+            say(SENDING.format(pid=PID, reply=printable(reply)))
+        sock.send(reply)
+        if time.monotonic() > brokers.followed + POLL_MS / 1000:  # busy: follow them too
+            brokers.follow()
 
 
 def connect_socket(ctx, endpoints, max_size):
     sock = ctx.socket(zmq.REP)
-    # LINGER: how long closing may wait to deliver; forever by default, 0 drops a reply.
-    # Forever, a server with a reply queued for a broker that is gone would never exit.
+    # LINGER: not forever (the default: a reply for a broker gone blocks exit), nor 0 (lost).
     sock.setsockopt(zmq.LINGER, LINGER_MS)
-    # Heartbeats: a frozen (Ctrl-Z) or cut-off peer keeps its TCP connection open
-    # but answers nothing; libzmq drops it after 3 s without an answer to a ping.
-    # A slow peer is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
+    # Heartbeats: libzmq drops a peer that answers no ping for 3 s (frozen by Ctrl-Z, or cut
+    # off); a slow one is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    # A frame over max_size drops that peer, and only it; the limit is per frame.
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size)  # a bigger frame drops that peer, and only it
     # The monitor must exist before the first connect, or it can miss that one's events.
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
     return sock, monitor, connect_each(sock, endpoints)
 
 
 def connect_each(sock, endpoints):
-    """Connect to each server once, however many names it is given by: one client's
-    connections share its name, and two to one server would take it from each
-    other (HANDOVER) again and again. Returns the endpoints connected to."""
+    """Connect once to each peer, however many endpoints name it; return those used.
+    Two connections to one peer cost: a client's would take its name from each other
+    (HANDOVER) again and again; a server would be counted, and dealt requests, twice."""
     connected = {}  # where an endpoint leads -> the first endpoint that leads there
     for endpoint in endpoints:
-        where = check_endpoint(sock, endpoint, "connect to")
+        where = check_endpoint(sock, endpoint)
         if where not in connected:
             connected[where] = endpoint
             try:
@@ -112,38 +112,33 @@ def connect_each(sock, endpoints):
     return list(connected.values())
 
 
-def check_endpoint(sock, endpoint, doing):
+def check_endpoint(sock, endpoint):
     """Refuse, in one line, an endpoint that cannot work; return where it leads.
     libzmq checks the rest, but resolves a host name only later, and quietly."""
     if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
-        refuse(ascii(endpoint), doing, "not printable")
+        refuse(ascii(endpoint), "connect to", "not printable")
     scheme, _, address = endpoint.partition("://")
     host, _, port = address.rpartition(":")
     host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
     if scheme == "inproc":
-        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
+        refuse(endpoint, "connect to", "inproc:// reaches only sockets in the same process")
     if scheme != "tcp":
         return endpoint
     if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
         sock.setsockopt(zmq.IPV6, 1)
-    if port == "*" and doing == "bind":  # any free port
-        return endpoint
     if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
-        refuse(endpoint, doing, "no port number at its end (tcp://HOST:PORT)")
+        refuse(endpoint, "connect to", "no port number at its end (tcp://HOST:PORT)")
     if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
-        refuse(endpoint, doing, "port is over 65535")
-    if doing == "bind" or host == "*":  # a bind's host may name an interface
-        return endpoint
+        refuse(endpoint, "connect to", "port is over 65535")
     if int(port) == 0:
-        refuse(endpoint, doing, "port 0 is for binding (any free port), not connecting")
+        refuse(endpoint, "connect to", "port 0 is for binding (any free port), not connecting")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
     try:
-        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
+        return socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)[0][4][:2]
     except socket.gaierror as err:
-        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+        refuse(endpoint, "connect to", f"host {host!r} does not resolve ({err.strerror})")
     except UnicodeError:  # a part of it empty or over 63 letters: "a..b"
-        refuse(endpoint, doing, f"{host!r} is not a host name")
-    return found[0][4][:2]
+        refuse(endpoint, "connect to", f"{host!r} is not a host name")
 
 
 def refuse(endpoint, doing, why):
@@ -158,13 +153,21 @@ class Connections:
 
     def __init__(self, sock, monitor):
         self.sock, self.monitor = sock, monitor
-        self.up = set()
+        self.up, self.followed = set(), 0.0
         self.retry_in = {}  # endpoint -> seconds to wait before the next try
         self.retry_at = {}  # endpoint -> when to try it again
 
     def follow(self):
-        event = recv_monitor_message(self.monitor)
-        kind, endpoint = event["event"], event["endpoint"].decode()
+        self.followed = time.monotonic()
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)
+            self.seen(event["event"], event["endpoint"].decode())
+        for endpoint, when in list(self.retry_at.items()):
+            if when <= time.monotonic():
+                del self.retry_at[endpoint]
+                self.sock.connect(endpoint)
+
+    def seen(self, kind, endpoint):
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             say(f"python (pid={PID}): connected to broker at {endpoint}")
             self.up.add(endpoint)
@@ -182,12 +185,6 @@ class Connections:
                 wait = self.retry_in.get(endpoint, RETRY_FIRST)
                 self.retry_in[endpoint] = min(2 * wait, RETRY_MAX)
                 self.retry_at[endpoint] = time.monotonic() + wait
-
-    def retry_due(self):
-        for endpoint, when in list(self.retry_at.items()):
-            if when <= time.monotonic():
-                del self.retry_at[endpoint]
-                self.sock.connect(endpoint)
 
 
 def say(line):
@@ -246,7 +243,7 @@ def main():
     ctx = zmq.Context()
     try:
         sock, monitor, endpoints = connect_socket(ctx, endpoints, args.max_size)
-        say(f"python (pid={PID}): echo server connecting to {', '.join(endpoints)}")
+        say(CONNECTING.format(pid=PID, where=", ".join(endpoints)))
         serve(sock, monitor, stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")
     finally:

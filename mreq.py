@@ -19,10 +19,8 @@ The pattern, as the zguide writes it (a test runs this very code):
         socket.send(request)
         assert socket.recv() == request
 
-Run msgqueue.py and some mrep.py first, then this in several terminals:
-
-    python mreq.py
-    python mreq.py --count 5 --interval 0.2    # five checked round trips, then exit
+Run msgqueue.py and some mrep.py first, then `python mreq.py` in several terminals
+(with --count 5, it stops after five checked round trips).
 
 Try: kill servers, all of them, the broker: clients say they wait, resend, and
 carry on by themselves. Two brokers (--connect twice, here and in every mrep.py):
@@ -80,13 +78,12 @@ def ask(sock, stop, request, timeout, retries):
         if stop:
             return None
         why = "reply within" if sent else f"{PEER} reachable for"  # IMMEDIATE: none is up
-        problem = f"no {why} {timeout:g} s"
         if retries is not None and retry >= retries:
             tries = "retry" if retry == 1 else "retries"
-            say(f"python (pid={PID}): {problem}, giving up after {retry} {tries}")
+            say(f"python (pid={PID}): no {why} {timeout:g} s, giving up after {retry} {tries}")
             return None
         retry += 1
-        say(f"python (pid={PID}): {problem}, resending (retry {retry})")
+        say(f"python (pid={PID}): no {why} {timeout:g} s, resending (retry {retry})")
 
 
 def run(sock, stop, args):
@@ -97,7 +94,7 @@ def run(sock, stop, args):
         if verified + mismatched and args.interval:
             pause(args.interval, stop)
         request = new_request()
-        if SENDING and not args.quiet and not stop:
+        if not args.quiet and not stop:
             show(SENDING, request)
         reply = ask(sock, stop, request, args.timeout, args.retries)
         if stop:
@@ -138,34 +135,32 @@ def pause(seconds, stop):
 
 def show(line, request, reply=b""):
     """One of the lines above, filled in ({stamp}: the date and time, as mreq.py's)."""
-    stamp = time.strftime("%y-%m-%d %H:%M:%S")
-    say(line.format(pid=PID, stamp=stamp, request=printable(request), reply=printable(reply)))
+    if line:  # "": that line is not printed
+        stamp = time.strftime("%y-%m-%d %H:%M:%S")
+        say(line.format(pid=PID, stamp=stamp, request=printable(request), reply=printable(reply)))
 
 
 def connect_socket(ctx, endpoints):
     sock = ctx.socket(zmq.REQ)
-    # RELAXED: it may send again before a reply; CORRELATE: it drops replies to earlier sends.
-    sock.setsockopt(zmq.REQ_RELAXED, 1)
-    sock.setsockopt(zmq.REQ_CORRELATE, 1)
+    sock.setsockopt(zmq.REQ_RELAXED, 1)  # it may send a request again before a reply,
+    sock.setsockopt(zmq.REQ_CORRELATE, 1)  # and then drops replies to the earlier sends
     # Its own name: a restarted broker gives out the old one's numbers; late replies would stray.
     sock.setsockopt(zmq.ROUTING_ID, uuid.uuid4().hex.encode())
-    # IMMEDIATE: send only on a connection that is up, never queue for a peer that is down.
-    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.IMMEDIATE, 1)  # queue a request only for a peer that is up
     sock.setsockopt(zmq.SNDTIMEO, POLL_MS)  # a send or a receive waits one slice at most:
     sock.setsockopt(zmq.RCVTIMEO, POLL_MS)  # Ctrl-C is seen between two, even on Windows
-    # Heartbeats: libzmq drops a peer that answers no ping for 3 s (frozen, or cut off).
-    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)  # libzmq drops a peer that answers
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)  # no ping for 3 s (frozen, cut off)
     return sock, connect_each(sock, endpoints)
 
 
 def connect_each(sock, endpoints):
-    """Connect to each server once, however many names it is given by: one client's
-    connections share its name, and two to one server would take it from each
-    other (HANDOVER) again and again. Returns the endpoints connected to."""
+    """Connect once to each peer, however many endpoints name it; return those used.
+    Two connections to one peer cost: a client's would take its name from each other
+    (HANDOVER) again and again; a server would be counted, and dealt requests, twice."""
     connected = {}  # where an endpoint leads -> the first endpoint that leads there
     for endpoint in endpoints:
-        where = check_endpoint(sock, endpoint, "connect to")
+        where = check_endpoint(sock, endpoint)
         if where not in connected:
             connected[where] = endpoint
             try:
@@ -175,38 +170,33 @@ def connect_each(sock, endpoints):
     return list(connected.values())
 
 
-def check_endpoint(sock, endpoint, doing):
+def check_endpoint(sock, endpoint):
     """Refuse, in one line, an endpoint that cannot work; return where it leads.
     libzmq checks the rest, but resolves a host name only later, and quietly."""
     if not endpoint.isprintable():  # a control character, or bytes that are not UTF-8
-        refuse(ascii(endpoint), doing, "not printable")
+        refuse(ascii(endpoint), "connect to", "not printable")
     scheme, _, address = endpoint.partition("://")
     host, _, port = address.rpartition(":")
     host = host.rpartition(";")[2].strip("[]")  # tcp://SOURCE;HOST:PORT, tcp://[::1]:PORT
     if scheme == "inproc":
-        refuse(endpoint, doing, "inproc:// reaches only sockets in the same process")
+        refuse(endpoint, "connect to", "inproc:// reaches only sockets in the same process")
     if scheme != "tcp":
         return endpoint
     if ":" in host:  # an IPv6 address, which libzmq takes only with IPV6 on
         sock.setsockopt(zmq.IPV6, 1)
-    if port == "*" and doing == "bind":  # any free port
-        return endpoint
     if not (port.isascii() and port.isdigit()):  # libzmq would take "6x" for 6, -1 for 65535
-        refuse(endpoint, doing, "no port number at its end (tcp://HOST:PORT)")
+        refuse(endpoint, "connect to", "no port number at its end (tcp://HOST:PORT)")
     if int(port) > 65535:  # libzmq would quietly wrap it: 99999 becomes 34463
-        refuse(endpoint, doing, "port is over 65535")
-    if doing == "bind" or host == "*":  # a bind's host may name an interface
-        return endpoint
+        refuse(endpoint, "connect to", "port is over 65535")
     if int(port) == 0:
-        refuse(endpoint, doing, "port 0 is for binding (any free port), not connecting")
+        refuse(endpoint, "connect to", "port 0 is for binding (any free port), not connecting")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as libzmq resolves it
     try:
-        found = socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)
+        return socket.getaddrinfo(host, int(port), family, socket.SOCK_STREAM)[0][4][:2]
     except socket.gaierror as err:
-        refuse(endpoint, doing, f"host {host!r} does not resolve ({err.strerror})")
+        refuse(endpoint, "connect to", f"host {host!r} does not resolve ({err.strerror})")
     except UnicodeError:  # a part of it empty or over 63 letters: "a..b"
-        refuse(endpoint, doing, f"{host!r} is not a host name")
-    return found[0][4][:2]
+        refuse(endpoint, "connect to", f"{host!r} is not a host name")
 
 
 def refuse(endpoint, doing, why):
@@ -253,16 +243,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--connect", action="append", metavar="EP", help=f"{PEER} to ask, as tcp://HOST:PORT;"
-        " repeat the flag, or separate endpoints with commas, to spread requests over"
-        f" several (default {ENDPOINT})")  # fmt: skip
+        f" repeat it, or use commas, to spread requests (default {ENDPOINT})")  # fmt: skip
     arg("--interval", type=float, default=INTERVAL, metavar="SECONDS",
         help="pause after each reply, before the next request (default %(default)s)")  # fmt: skip
-    arg("--count", type=int, metavar="N",
-        help="stop after N replies; exit 1 if any did not match (default: never stop)")  # fmt: skip
+    arg("--count", type=int, metavar="N", help="stop after N replies; exit 1 if any was wrong")
     arg("--timeout", type=float, default=TIMEOUT, metavar="SECONDS",
         help="resend a request unanswered for this long (default %(default)s)")  # fmt: skip
-    arg("--retries", type=int, metavar="N",
-        help="give up (exit 1) after resending one request N times (default: never)")  # fmt: skip
+    arg("--retries", type=int, metavar="N", help="give up (exit 1) after N resends of one request")
     arg("--quiet", action="store_true", help="no per-request lines")
     args = parser.parse_args()
     if not 0 <= args.interval <= 86400:  # "not <=" also refuses nan
@@ -286,8 +273,7 @@ def main():
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
         status = run(sock, stop, args)
     finally:
-        # LINGER 0 on every socket: Ctrl-C exits at once, not once a request is delivered.
-        ctx.destroy(linger=0)
+        ctx.destroy(linger=0)  # LINGER 0: Ctrl-C exits at once, not once a request is delivered
     sys.exit(status)
 
 

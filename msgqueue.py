@@ -5,11 +5,9 @@
 # ///
 """msgqueue.py: the broker. ROUTER for clients in front, DEALER for servers behind.
 
-With many servers, something has to choose one for each request and notice
-servers come and go. This broker does: clients (mreq.py) connect to its front,
-servers (mrep.py) to its back, and neither needs to know about the other. The
-ROUTER tags each request with the client connection it came from and routes the
-reply back by that tag; the DEALER deals requests round-robin to the servers.
+Clients (mreq.py) connect to its front and servers (mrep.py), which come and go, to
+its back; neither knows the other. The ROUTER tags each request with the client it
+came from, to route the reply back by that tag; the DEALER deals requests round-robin.
 
 The pattern, as the zguide writes it (a test runs this very code):
 
@@ -24,9 +22,9 @@ Run it first, then servers (mrep.py) and clients (mreq.py) in other terminals:
 
     python msgqueue.py                 # clients on 5559, servers on 5560
 
-Try: start and stop servers (this terminal shows each come and go); Ctrl-C it
-and start it again (everyone reconnects by themselves); a second broker on other
-ports with everyone pointed at both (--connect twice): kill either, work goes on.
+Try: start and stop servers (this terminal shows each come and go); Ctrl-C it and
+start it again (everyone reconnects by themselves); a second broker on other ports,
+with everyone given both (--connect twice): kill either, and work goes on.
 """
 
 import argparse
@@ -61,63 +59,53 @@ def broker(frontend, backend, monitors, stop):
     """The pattern: zmq.proxy(frontend, backend), in turns, each begun only while a
     server can take a request: libzmq's proxy spins at 100% CPU while requests wait
     and none can (libzmq issue 4071), and nothing tells when it does."""
-    proxy, servers = Proxy(frontend, backend), ServerCount()
+    control = frontend.context.socket(zmq.PAIR)  # ours: a TERMINATE on it ends a turn
+    control.bind("inproc://proxy-control")
+    steer = frontend.context.socket(zmq.PAIR)  # the proxy's end
+    steer.connect("inproc://proxy-control")
+    servers, thread = ServerCount(), None
     try:
         while not stop:
-            ours = [] if proxy.thread else [backend]  # between turns only: then it is ours
+            ours = [] if thread else [backend]  # between turns only: then it is ours
             zmq.select(monitors + ours, ours, [], POLL_MS / 1000)  # or until something happens
             for monitor in monitors:
                 while monitor.poll(0):
                     servers.follow(recv_monitor_message(monitor))
-            proxy.stop()  # a turn lasts POLL_MS at most: the loop looks up between turns
+            end_turn(thread, control, steer)  # a turn lasts POLL_MS at most: the loop looks up
+            thread = None
             writable = backend.poll(0, zmq.POLLOUT)  # a server is connected and has room
             servers.check_unseen(writable)
             if writable and not stop:
-                proxy.start()
+                thread = threading.Thread(target=turn, args=(frontend, backend, steer), daemon=True)
+                thread.start()
             else:  # replies may still come, such as a last server's, sent as it left
                 while backend.poll(0):
                     frontend.send_multipart(backend.recv_multipart())
     finally:
-        proxy.close()
+        end_turn(thread, control, steer)
+        control.close()
+        steer.close()
 
 
-class Proxy:
-    """zmq.proxy_steerable, a turn at a time, each on a thread of its own: the main
-    thread stays free for signals, and ends a turn with TERMINATE."""
+def turn(frontend, backend, steer):
+    """One turn of zmq.proxy_steerable, on a thread of its own: the main thread stays
+    free for signals, and ends the turn with TERMINATE (end_turn)."""
+    try:
+        zmq.proxy_steerable(frontend, backend, None, steer)
+    except zmq.ZMQError:  # a send gave up (SNDTIMEO) with a message half moved:
+        for sock in (frontend, backend):  # drop the rest, so none arrives without its head
+            while sock.getsockopt(zmq.RCVMORE):
+                sock.recv(zmq.NOBLOCK)
 
-    def __init__(self, frontend, backend):
-        self.sockets, self.thread = (frontend, backend), None
-        self.control = frontend.context.socket(zmq.PAIR)
-        self.control.bind(f"inproc://proxy-control-{id(self)}")
-        self.steer = frontend.context.socket(zmq.PAIR)  # the proxy's end
-        self.steer.connect(f"inproc://proxy-control-{id(self)}")
 
-    def start(self):
-        self.thread = threading.Thread(target=self.turn, daemon=True)
-        self.thread.start()
-
-    def turn(self):
-        try:
-            zmq.proxy_steerable(*self.sockets, None, self.steer)
-        except zmq.ZMQError:  # a send gave up (SNDTIMEO) with a message half moved:
-            for sock in self.sockets:  # drop the rest, so none arrives without its head
-                while sock.getsockopt(zmq.RCVMORE):
-                    sock.recv(zmq.NOBLOCK)
-
-    def stop(self):
-        if self.thread:
-            self.control.send(b"TERMINATE")
-            while self.thread.is_alive():
-                self.thread.join(POLL_MS / 1000)  # short waits: a signal is seen
-            for sock in (self.control, self.steer):  # its answer, or a TERMINATE unread
-                while sock.poll(0):
-                    sock.recv()
-            self.thread = None
-
-    def close(self):
-        self.stop()
-        self.control.close()
-        self.steer.close()
+def end_turn(thread, control, steer):
+    if thread:
+        control.send(b"TERMINATE")
+        while thread.is_alive():
+            thread.join(POLL_MS / 1000)  # short waits: a signal is seen
+        for sock in (control, steer):  # its answer, or a TERMINATE unread
+            while sock.poll(0):
+                sock.recv()
 
 
 class ServerCount:
@@ -191,12 +179,9 @@ class ServerCount:
 
 def new_socket(ctx, kind, max_size):
     sock = ctx.socket(kind)
-    # A frame over max_size drops that peer, and only it; the limit is per frame.
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
-    # libzmq's default backlog, 100, overflows when a class reconnects at once.
-    sock.setsockopt(zmq.BACKLOG, BACKLOG)
-    # Every server's queue full midway through a burst: the send gives up, the turn ends.
-    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size)  # a bigger frame drops that peer, and only it
+    sock.setsockopt(zmq.BACKLOG, BACKLOG)  # libzmq's 100 overflows when a class reconnects at once
+    sock.setsockopt(zmq.SNDTIMEO, POLL_MS)  # servers' queues full: the send gives up, the turn ends
     return sock
 
 
@@ -280,10 +265,9 @@ def stop_requests():
 def main():
     parser = argparse.ArgumentParser(description="ROUTER/DEALER request-reply broker.")
     arg = parser.add_argument
-    arg("--frontend", default=FRONTEND_ENDPOINT, metavar="EP",
-        help="where clients connect, as tcp://HOST:PORT (default %(default)s)")  # fmt: skip
-    arg("--backend", default=BACKEND_ENDPOINT, metavar="EP",
-        help="where servers connect, as tcp://HOST:PORT (default %(default)s)")  # fmt: skip
+    where = "connect, as tcp://HOST:PORT (default %(default)s)"
+    arg("--frontend", default=FRONTEND_ENDPOINT, metavar="EP", help=f"where clients {where}")
+    arg("--backend", default=BACKEND_ENDPOINT, metavar="EP", help=f"where servers {where}")
     arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES", help="drop a peer that "
         "sends a bigger frame (default %(default)s)")  # fmt: skip
     arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")

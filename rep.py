@@ -23,9 +23,8 @@ Run it in one terminal, then c.py in as many others as you like:
     python rep.py                          # serves tcp://127.0.0.1:5556
     python rep.py --work 2                 # two seconds of "work" per request
 
-Try: several c.py at once; Ctrl-C it while they run (it answers the request in
-hand; they wait, and carry on when you restart it); kill -9 it while it works
-(--work 2): that client resends to the server you restart.
+Try: several c.py at once; Ctrl-C it while they run (it answers the request in hand;
+they wait, and carry on when it is back); kill -9 it during --work 2: its client resends.
 """
 
 import argparse
@@ -61,6 +60,12 @@ def answer(request):
     return hashlib.sha1(request).hexdigest().encode()
 
 
+# The lines that name that work: change them with it.
+RECEIVED = "python: received '{request}' from client."
+SENDING = "python (pid={pid}): sending back sha1 of the received data: {reply}"
+SERVING = "python (pid={pid}): serving sha1 on {where}"
+
+
 def serve(sock, monitor, stop, work, quiet):
     """The pattern: receive a request, answer it, send the reply; until Ctrl-C."""
     limit_said = 0.0  # when the last open-file-limit line was printed
@@ -73,13 +78,12 @@ def serve(sock, monitor, stop, work, quiet):
                 limit_said = at_file_limit(recv_monitor_message(monitor)["value"], limit_said)
             continue
         if not quiet:
-            say(f"python: received '{printable(request)}' from client.")
+            say(RECEIVED.format(request=printable(request)))
         if work:
             time.sleep(work)
         reply = answer(request)
         if not quiet:
-            shown = printable(reply)
-            say(f"python (pid={PID}): sending back sha1 of the received data: {shown}")
+            say(SENDING.format(pid=PID, reply=printable(reply)))
         sock.send(reply)
 
 
@@ -87,12 +91,10 @@ def bind_socket(ctx, endpoint, max_size):
     sock = ctx.socket(zmq.REP)
     # LINGER: how long closing may wait to deliver; forever by default, 0 drops a reply.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
-    # No heartbeats here: clients ping and libzmq answers; with them, a client that
-    # stops reading and hangs up could abort this server (libzmq 4.3.5 asserts).
+    # No heartbeats: clients ping, libzmq answers; its own pings could abort it (4.3.5 asserts).
     # A frame over max_size drops that peer, and only it; the limit is per frame.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
-    # A client that reconnects before its old connection was seen dead takes its
-    # name over; without HANDOVER, REP ignores it and its requests are lost.
+    # HANDOVER: a client back under its name before its old link died is served, not ignored.
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.BACKLOG, BACKLOG)  # libzmq's 100 overflows when a class connects
     monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
@@ -187,8 +189,8 @@ def stop_requests():
 def main():
     parser = argparse.ArgumentParser(description="SHA-1 REP server (the architect).")
     arg = parser.add_argument
-    arg("--bind", default=BIND_ENDPOINT, metavar="EP", help="where to serve, as"
-        " tcp://HOST:PORT; tcp://*:5556 serves every network (default %(default)s)")  # fmt: skip
+    arg("--bind", default=BIND_ENDPOINT, metavar="EP", help="where to serve, as tcp://HOST:PORT;"
+        " tcp://*:5556 serves every network (default %(default)s)")  # fmt: skip
     arg("--work", type=float, default=0.0, help="seconds of pretend work per request")
     arg("--max-size", type=int, default=MAX_SIZE, help="drop a peer sending a bigger frame")
     arg("--quiet", action="store_true", help="no per-request lines")
@@ -206,7 +208,7 @@ def main():
     try:
         sock, monitor, where = bind_socket(ctx, args.bind, args.max_size)
         limit = f" (room for {room} connections)" if room else ""
-        say(f"python (pid={PID}): serving sha1 on {where}{limit}")
+        say(SERVING.format(pid=PID, where=where) + limit)
         serve(sock, monitor, stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")
     finally:

@@ -497,37 +497,36 @@ def measure_client_overhead(spawn, requests, rounds):
 
 # The bare loops of figure 9: the server's work and nothing else. argv: endpoint, and
 # "print" for the two lines per request the script prints (flushed, as it flushes).
-BARE_REP = """
+BARE_LOOP = """
 import hashlib, os, sys, zmq
 pid, printing = os.getpid(), sys.argv[2] == "print"
 sock = zmq.Context().socket(zmq.REP)
-sock.bind(sys.argv[1])
+sock.HOW(sys.argv[1])
 print(f"python (pid={pid}): bare loop on {sock.LAST_ENDPOINT.decode()}", flush=True)
 while True:
     request = sock.recv()
     if printing:
         print(f"python: received '{request.decode()}' from client.", flush=True)
-    reply = hashlib.sha1(request).hexdigest().encode()
+    reply = ANSWER
     if printing:
-        print(f"python (pid={pid}): sending back sha1 of the received data: {reply.decode()}",
-              flush=True)
+        print(f"python (pid={pid}): SENDING{reply.decode()}", flush=True)
     sock.send(reply)
 """
-BARE_WORKER = """
-import os, sys, zmq
-pid, printing = os.getpid(), sys.argv[2] == "print"
-sock = zmq.Context().socket(zmq.REP)
-sock.connect(sys.argv[1])
-print(f"python (pid={pid}): bare loop on {sys.argv[1]}", flush=True)
-while True:
-    request = sock.recv()
-    if printing:
-        print(f"python: received '{request.decode()}' from client.", flush=True)
-        print(f"python (pid={pid}): sending back the received data: {request.decode()}",
-              flush=True)
-    sock.send(request)
-"""
-BARE = {"rep.py": BARE_REP, "mrep.py": BARE_WORKER}
+
+
+def bare_loop(how, answer, sending):
+    """The loop for one server: how it meets its clients, its work, its second line."""
+    return BARE_LOOP.replace("HOW", how).replace("ANSWER", answer).replace("SENDING", sending)
+
+
+BARE = {
+    "rep.py": bare_loop(
+        "bind",
+        "hashlib.sha1(request).hexdigest().encode()",
+        "sending back sha1 of the received data: ",
+    ),
+    "mrep.py": bare_loop("connect", "request", "sending back the received data: "),
+}
 READY = {  # the line each server prints once it can take requests
     "rep.py": r"serving sha1 on (tcp://[^\s,]+)",
     "mrep.py": r"connected to broker at (tcp://\S+)",

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import zmq
@@ -119,3 +120,39 @@ def test_mrep_on_the_wrong_port_says_so_once_and_backs_off(spawn, zctx):
     for proc in (worker, other):  # ...and said so once, not once per try
         assert len([line for line in proc.lines if "no ZeroMQ handshake" in line]) == 1, proc.lines
         assert not [line for line in proc.lines if "lost broker" in line]
+
+
+def test_mrep_kept_busy_by_one_broker_still_sees_another_come(spawn, zctx):
+    # mrep.py takes a waiting request before it looks at its monitor. Under a flood
+    # that never lets it wait, it must still follow its brokers (every POLL_MS).
+    busy = zctx.socket(zmq.DEALER)  # a broker's back end that keeps it busy
+    busy_end = f"tcp://127.0.0.1:{busy.bind_to_random_port('tcp://127.0.0.1')}"
+    with socket.socket() as probe:  # a free port for the broker that comes later
+        probe.bind(("127.0.0.1", 0))
+        late_end = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    worker = spawn("mrep.py", "--connect", busy_end, "--connect", late_end, "--quiet",
+                   "--work", "0.002")  # fmt: skip
+    worker.wait_for(f"connected to broker at {re.escape(busy_end)}$")
+    replies, flooding = [], threading.Event()
+    flooding.set()
+
+    def flood():  # 1000 requests queued at it (2 s of its work), each reply refilled
+        for _ in range(1000):
+            busy.send_multipart([b"", b"keep busy"])
+        while flooding.is_set():
+            if busy.poll(100):
+                replies.append(busy.recv_multipart())
+                busy.send_multipart([b"", b"keep busy"])
+
+    pump = threading.Thread(target=flood)
+    pump.start()
+    try:
+        wait_until(lambda: len(replies) >= 50, "it serves the flood")
+        late = zctx.socket(zmq.DEALER)
+        late.bind(late_end)
+        worker.wait_for(f"connected to broker at {re.escape(late_end)}$")
+        served = len(replies)
+        wait_until(lambda: len(replies) > served, "it serves on")  # the flood never stopped
+    finally:
+        flooding.clear()
+        pump.join()

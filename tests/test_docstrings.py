@@ -51,7 +51,7 @@ def run_snippet(script, port, default):
     code = snippet(script)
     assert f":{default}" in code, f"{script}'s pattern names no port {default}"
     code = code.replace(f":{default}", f":{port}")
-    program = [sys.executable, "-c", "import hashlib, time\nimport zmq\n" + code]
+    program = [sys.executable, "-c", "import hashlib, random, time\nimport zmq\n" + code]
     return Proc(f"{script} snippet", program=program)
 
 
