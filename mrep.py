@@ -64,11 +64,9 @@ def serve(sock, monitor, stop, work, quiet):
     brokers = Connections(sock, monitor)
     while not stop:
         try:
-            request = b"".join(sock.recv_multipart(zmq.NOBLOCK))  # REP keeps who asked
-        except zmq.Again:  # none waiting: wait, looking up every POLL_MS to see Ctrl-C
-            readable, _, _ = zmq.select([sock, monitor], [], [], POLL_MS / 1000)
-            if sock not in readable:  # a request first: polled, its head is read, and
-                brokers.follow()  # dropping its connection now would abort libzmq
+            request = b"".join(sock.recv_multipart())  # REP keeps who asked
+        except zmq.Again:  # none for POLL_MS (RCVTIMEO): look up, to see Ctrl-C
+            brokers.follow()  # brokers connected and lost, and tries again due
             continue
         if not quiet:
             say(RECEIVED.format(request=printable(request)))
@@ -86,6 +84,7 @@ def connect_socket(ctx, endpoints, max_size):
     sock = ctx.socket(zmq.REP)
     # LINGER: not forever (the default: a reply for a broker gone blocks exit), nor 0 (lost).
     sock.setsockopt(zmq.LINGER, LINGER_MS)
+    sock.setsockopt(zmq.RCVTIMEO, POLL_MS)  # a wait for a request ends after POLL_MS
     # Heartbeats: libzmq drops a peer that answers no ping for 3 s (frozen by Ctrl-Z, or cut
     # off); a slow one is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)

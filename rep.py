@@ -71,10 +71,9 @@ def serve(sock, monitor, stop, work, quiet):
     limit_said = 0.0  # when the last open-file-limit line was printed
     while not stop:
         try:
-            request = b"".join(sock.recv_multipart(zmq.NOBLOCK))  # REP keeps who asked
-        except zmq.Again:  # none waiting: wait, looking up every POLL_MS to see Ctrl-C
-            readable, _, _ = zmq.select([sock, monitor], [], [], POLL_MS / 1000)
-            if monitor in readable:  # accept() failed: the open-file limit
+            request = b"".join(sock.recv_multipart())  # REP keeps who asked
+        except zmq.Again:  # none for POLL_MS (RCVTIMEO): look up, to see Ctrl-C
+            while monitor.poll(0):  # accept() failed: the open-file limit
                 limit_said = at_file_limit(recv_monitor_message(monitor)["value"], limit_said)
             continue
         if not quiet:
@@ -91,6 +90,7 @@ def bind_socket(ctx, endpoint, max_size):
     sock = ctx.socket(zmq.REP)
     # LINGER: how long closing may wait to deliver; forever by default, 0 drops a reply.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
+    sock.setsockopt(zmq.RCVTIMEO, POLL_MS)  # a wait for a request ends after POLL_MS
     # No heartbeats: clients ping, libzmq answers; its own pings could abort it (4.3.5 asserts).
     # A frame over max_size drops that peer, and only it; the limit is per frame.
     sock.setsockopt(zmq.MAXMSGSIZE, max_size)
