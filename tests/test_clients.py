@@ -194,7 +194,9 @@ def test_reply_from_before_a_broker_restart_reaches_its_own_client(spawn, zctx, 
             time.sleep(0.05)  # waiting for the clock's next second, not for a process
     b = spawn(script, "--connect", front, "--count", 1, "--timeout", 3 * HELD)
     from_b = take()  # B is connected to the new broker
-    reply(from_a)  # A's old reply must go nowhere...
+    # A's old reply must go nowhere, even made to look like the answer to B's request
+    # (B's request id, which REQ_CORRELATE would check): only A's name can stop it...
+    reply([from_a[0], from_b[1], *from_a[2:]])
     reply(from_b)
     check_client(b, 1)  # ...not to B
     a.send(signal.SIGCONT)
