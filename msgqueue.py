@@ -68,8 +68,9 @@ def broker(frontend, backend, monitors, stop):
         while not stop:
             ours = [] if thread else [backend]  # between turns only: then it is ours
             zmq.select(monitors + ours, ours, [], POLL_MS / 1000)  # or until something happens
-            for monitor in monitors:
-                while monitor.poll(0):
+            until = time.monotonic() + POLL_MS / 1000  # failed accept()s can come faster
+            for monitor in monitors:  # than read: read for POLL_MS at most
+                while monitor.poll(0) and time.monotonic() < until:
                     servers.follow(recv_monitor_message(monitor))
             end_turn(thread, control, steer)  # a turn lasts POLL_MS at most: the loop looks up
             thread = None

@@ -21,7 +21,6 @@ The pattern, as the zguide writes it (a test runs this very code):
 Run it in one terminal, then c.py in as many others as you like:
 
     python rep.py                          # serves tcp://127.0.0.1:5556
-    python rep.py --work 2                 # two seconds of "work" per request
 
 Try: several c.py at once; Ctrl-C it while they run (it answers the request in hand;
 they wait, and carry on when it is back); kill -9 it during --work 2: its client resends.
@@ -73,7 +72,8 @@ def serve(sock, monitor, stop, work, quiet):
         try:
             request = b"".join(sock.recv_multipart())  # REP keeps who asked
         except zmq.Again:  # none for POLL_MS (RCVTIMEO): look up, to see Ctrl-C
-            while monitor.poll(0):  # accept() failed: the open-file limit
+            until = time.monotonic() + POLL_MS / 1000  # they can come faster than read:
+            while monitor.poll(0) and time.monotonic() < until:  # failed accept()s
                 limit_said = at_file_limit(recv_monitor_message(monitor)["value"], limit_said)
             continue
         if not quiet:
