@@ -27,6 +27,7 @@ when it is back); --connect twice (two servers) spreads the requests over both.
 """
 
 import argparse
+import errno
 import hashlib
 import os
 import signal
@@ -36,6 +37,8 @@ import time
 import uuid
 
 import zmq
+from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 ENDPOINT = "tcp://127.0.0.1:5556"  # rep.py's
 PEER = "server"  # what ENDPOINT is, as the lines name it
@@ -44,6 +47,7 @@ TIMEOUT = 2.5  # seconds without a reply before the request is sent again
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # every wait is cut in slices this long, to see Ctrl-C at once
 SHOWN_CHARS = 200  # longer requests and replies are cut short on screen
+SALT = b"zmq-reqrep-tutorial --secret"  # every script's: one phrase, one key pair
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
 
@@ -64,13 +68,14 @@ RIGHT = "python (pid={pid}): received sha1 of data: {reply}"
 WRONG = "python (pid={pid}): sha1 mismatch: sent '{request}', got '{reply}'"
 
 
-def ask(sock, stop, request, timeout, retries):
+def ask(sock, refusals, stop, request, *, timeout, retries):
     """The pattern: send the request, wait for its reply; after timeout s without one,
     send it again. The reply; None on Ctrl-C, or once `retries` resends went unanswered."""
     retry = 0
     while True:
         sent = within(timeout, stop, lambda: sock.send(request))
         reply = sent and within(timeout, stop, sock.recv_multipart)
+        refusals.check()  # a server that ended a handshake, and why
         if reply:
             return b"".join(reply)
         if stop:
@@ -84,7 +89,7 @@ def ask(sock, stop, request, timeout, retries):
         say(f"python (pid={PID}): no {why} {timeout:g} s, resending (retry {retry})")
 
 
-def run(sock, stop, args):
+def run(sock, refusals, stop, args):
     """New requests, asked and checked, until --count replies came back or Ctrl-C.
     The exit status: 1 if a reply was wrong or the client gave up, else 0."""
     verified = mismatched = 0
@@ -94,7 +99,7 @@ def run(sock, stop, args):
         request = new_request()
         if not args.quiet and not stop:
             show(SENDING, request)
-        reply = ask(sock, stop, request, args.timeout, args.retries)
+        reply = ask(sock, refusals, stop, request, timeout=args.timeout, retries=args.retries)
         if stop:
             say(f"python (pid={PID}): interrupted, exiting")
             return 0
@@ -138,7 +143,7 @@ def show(line, request, reply=b""):
         say(line.format(pid=PID, stamp=stamp, request=printable(request), reply=printable(reply)))
 
 
-def connect_socket(ctx, endpoints):
+def connect_socket(ctx, endpoints, secret):
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.REQ_RELAXED, 1)  # it may send a request again before a reply,
     sock.setsockopt(zmq.REQ_CORRELATE, 1)  # and then drops replies to the earlier sends
@@ -149,7 +154,11 @@ def connect_socket(ctx, endpoints):
     sock.setsockopt(zmq.RCVTIMEO, POLL_MS)  # Ctrl-C is seen between two, even on Windows
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)  # libzmq drops a peer that answers
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)  # no ping for 3 s (frozen, cut off)
-    return sock, connect_each(sock, endpoints)
+    if secret:  # --secret: CURVE, with the server's public key from the phrase
+        sock.curve_serverkey = curve_keys(secret)[0]
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()  # its own
+    refusals = Refusals(sock, secret)
+    return sock, refusals, connect_each(sock, endpoints)
 
 
 def connect_each(sock, endpoints):
@@ -203,6 +212,49 @@ def refuse(endpoint, doing, why):
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
+class Refusals:
+    """Says once per server that it ended the handshake, and why if ZeroMQ knows:
+    a --secret on one side only, or a different one. Only the monitor hears of it
+    (sends just wait), and after a mismatch libzmq never tries that server again."""
+
+    def __init__(self, sock, secret):
+        self.sock, self.secret, self.told = sock, secret, set()
+        events = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED
+        if secret:  # a server with another phrase just hangs up: no reason given
+            events |= zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        self.monitor = sock.get_monitor_socket(events)  # before connecting: sees them all
+
+    def check(self):
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)
+            kind, value, endpoint = event["event"], event["value"], event["endpoint"].decode()
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.told.discard(endpoint)
+            elif value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                self.sock.disconnect(endpoint)  # connect anew: libzmq would not
+                self.sock.connect(endpoint)
+                why = "it has no --secret" if self.secret else "it has a --secret, this one none"
+                self.tell(endpoint, why)
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and value != errno.EAGAIN:
+                self.tell(endpoint, "a different --secret, or none?")  # EAGAIN: 30 s silent
+
+    def tell(self, endpoint, why):
+        if endpoint not in self.told:
+            self.told.add(endpoint)
+            say(f"python (pid={PID}): {PEER} at {endpoint} ended the handshake ({why})")
+
+
+def curve_keys(phrase):
+    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
+    A server needs the secret key to finish a handshake, and a client the public one,
+    which is never sent: only peers that know the phrase get through. Slow on purpose
+    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
+    secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
+    return zmq.curve_public(secret), secret
+
+
 def say(line):
     try:
         print(line, flush=True)  # flush: each line shows at once, even through a pipe
@@ -249,6 +301,9 @@ def main():
         help="resend a request unanswered for this long (default %(default)s)")  # fmt: skip
     arg("--retries", type=int, metavar="N", help="give up (exit 1) after N resends of one request")
     arg("--quiet", action="store_true", help="no per-request lines")
+    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+        help="encrypt, and work only with peers given the same phrase"
+        " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
     if not 0 <= args.interval <= 86400:  # "not <=" also refuses nan
         parser.error("--interval must be 0 to 86400 seconds")
@@ -258,6 +313,10 @@ def main():
         parser.error("--count must be at least 1")
     if args.retries is not None and args.retries < 0:
         parser.error("--retries must be 0 or more")
+    if args.secret == "":  # --secret "", as from a shell variable never set
+        parser.error("--secret needs a phrase")
+    if args.secret and not zmq.has("curve"):
+        parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
     endpoints = [ep for arg in args.connect or [ENDPOINT] for ep in arg.split(",") if ep]
     if not endpoints:  # --connect "", as from a shell variable never set
         parser.error("--connect needs an endpoint, as tcp://HOST:PORT")
@@ -267,9 +326,9 @@ def main():
     stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock, endpoints = connect_socket(ctx, endpoints)
+        sock, refusals, endpoints = connect_socket(ctx, endpoints, args.secret)
         say(f"python (pid={PID}): client connecting to {', '.join(endpoints)}")
-        status = run(sock, stop, args)
+        status = run(sock, refusals, stop, args)
     finally:
         ctx.destroy(linger=0)  # LINGER 0: Ctrl-C exits at once, not once a request is delivered
     sys.exit(status)

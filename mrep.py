@@ -27,6 +27,7 @@ rejoins); kill them all, start more, restart the broker: the clients carry on.
 """
 
 import argparse
+import hashlib
 import os
 import signal
 import socket
@@ -34,11 +35,13 @@ import sys
 import time
 
 import zmq
+from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
 BROKER_ENDPOINT = "tcp://127.0.0.1:5560"  # the broker's back, for servers
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
-MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
+MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296 (--secret: 544)
+SEALING = 33  # bytes --secret adds to each frame: allowed for, --max-size counts data
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each peer every second; drop it after 3 s silent
 POLL_MS = 100  # how often the loop looks up from the socket to see if it must stop
 SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the reply
@@ -46,6 +49,7 @@ LINGER_MS = 500  # on exit, how long the last reply may take to leave
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0  # seconds between tries at an endpoint that is not a broker
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
+SALT = b"zmq-reqrep-tutorial --secret"  # every script's: one phrase, one key pair
 
 
 def answer(request):
@@ -80,7 +84,7 @@ def serve(sock, monitor, stop, work, quiet):
             brokers.follow()
 
 
-def connect_socket(ctx, endpoints, max_size):
+def connect_socket(ctx, endpoints, max_size, secret):
     sock = ctx.socket(zmq.REP)
     # LINGER: not forever (the default: a reply for a broker gone blocks exit), nor 0 (lost).
     sock.setsockopt(zmq.LINGER, LINGER_MS)
@@ -89,7 +93,11 @@ def connect_socket(ctx, endpoints, max_size):
     # off); a slow one is kept while fewer than ~1000 messages (its RCVHWM) wait unread in it.
     sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size)  # a bigger frame drops that peer, and only it
+    # A bigger frame drops that peer, and only it; --secret makes each SEALING bytes longer.
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size + (SEALING if secret else 0))
+    if secret:  # --secret: CURVE, with the server's public key from the phrase
+        sock.curve_serverkey = curve_keys(secret)[0]
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()  # its own
     # The monitor must exist before the first connect, or it can miss that one's events.
     monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
     return sock, monitor, connect_each(sock, endpoints)
@@ -146,6 +154,17 @@ def refuse(endpoint, doing, why):
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
+def curve_keys(phrase):
+    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
+    A server needs the secret key to finish a handshake, and a client the public one,
+    which is never sent: only peers that know the phrase get through. Slow on purpose
+    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
+    secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
+    return zmq.curve_public(secret), secret
+
+
 class Connections:
     """Follows the monitor, and reconnects: libzmq does so itself after a network error,
     but not after a protocol error (a frame over --max-size, a peer of the wrong kind)."""
@@ -179,8 +198,9 @@ class Connections:
                 self.sock.connect(endpoint)
             else:  # no handshake: not a broker's back end; try again ever more slowly
                 if endpoint not in self.retry_in:
-                    say(f"python (pid={PID}): no ZeroMQ handshake with {endpoint} (not a broker's"
-                        " back end, or not answering); trying again now and then")  # fmt: skip
+                    say(f"python (pid={PID}): no ZeroMQ handshake with {endpoint} (not a"
+                        " broker's back end, not answering, or not the same --secret);"
+                        " trying again now and then")  # fmt: skip
                 wait = self.retry_in.get(endpoint, RETRY_FIRST)
                 self.retry_in[endpoint] = min(2 * wait, RETRY_MAX)
                 self.retry_at[endpoint] = time.monotonic() + wait
@@ -227,11 +247,18 @@ def main():
     arg("--work", type=float, default=0.0, help="seconds of pretend work per request")
     arg("--max-size", type=int, default=MAX_SIZE, help="drop a peer sending a bigger frame")
     arg("--quiet", action="store_true", help="no per-request lines")
+    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+        help="encrypt, and work only with peers given the same phrase"
+        " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
     if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
         parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
+    if args.secret == "":  # --secret "", as from a shell variable never set
+        parser.error("--secret needs a phrase")
+    if args.secret and not zmq.has("curve"):
+        parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
     if not endpoints:  # --connect "", as from a shell variable never set
         parser.error("--connect needs an endpoint, as tcp://HOST:PORT")
@@ -241,7 +268,7 @@ def main():
     stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock, monitor, endpoints = connect_socket(ctx, endpoints, args.max_size)
+        sock, monitor, endpoints = connect_socket(ctx, endpoints, args.max_size, args.secret)
         say(CONNECTING.format(pid=PID, where=", ".join(endpoints)))
         serve(sock, monitor, stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")

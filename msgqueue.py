@@ -28,13 +28,17 @@ with everyone given both (--connect twice): kill either, and work goes on.
 """
 
 import argparse
+import hashlib
 import os
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
 
 import zmq
+from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
 try:
@@ -45,7 +49,8 @@ except ImportError:
 FRONTEND_ENDPOINT = "tcp://127.0.0.1:5559"  # clients (mreq.py) connect here
 BACKEND_ENDPOINT = "tcp://127.0.0.1:5560"  # servers (mrep.py) connect here
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
-MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
+MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296 (--secret: 544)
+SEALING = 33  # bytes --secret adds to each frame: allowed for, --max-size counts data
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the broker itself needs besides its connections
 HEARTBEAT_MS, SILENT_MS = 1000, 3000  # ping each server every second; drop it after 3 s silent
@@ -53,6 +58,7 @@ POLL_MS = 100  # the proxy runs in turns this long; the main loop looks up betwe
 REFUSING_EVERY = 10  # seconds: libzmq retries a failed accept() at once; a line, not a flood
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
+SALT = b"zmq-reqrep-tutorial --secret"  # every script's: one phrase, one key pair
 
 
 def broker(frontend, backend, monitors, stop):
@@ -178,11 +184,15 @@ class ServerCount:
                 " than 4, or not ZeroMQ at all: a web browser on the servers' port?)")  # fmt: skip
 
 
-def new_socket(ctx, kind, max_size):
+def new_socket(ctx, kind, max_size, secret_key):
     sock = ctx.socket(kind)
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size)  # a bigger frame drops that peer, and only it
+    # A bigger frame drops that peer, and only it; --secret makes each SEALING bytes longer.
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size + (SEALING if secret_key else 0))
     sock.setsockopt(zmq.BACKLOG, BACKLOG)  # libzmq's 100 overflows when a class reconnects at once
     sock.setsockopt(zmq.SNDTIMEO, POLL_MS)  # servers' queues full: the send gives up, the turn ends
+    if secret_key:  # --secret: CURVE, as a server; only who knows the phrase gets through
+        sock.curve_server = True
+        sock.curve_secretkey = secret_key
     return sock
 
 
@@ -194,6 +204,8 @@ def bind(sock, endpoint):
     host, _, port = address.rpartition(":")
     if scheme == "inproc":
         refuse(endpoint, "bind", "inproc:// reaches only sockets in the same process")
+    if scheme == "ipc":
+        check_ipc_path(endpoint, address)
     if scheme == "tcp" and ":" in host:  # an IPv6 address, which libzmq takes only with IPV6
         sock.setsockopt(zmq.IPV6, 1)
     if scheme == "tcp" and port != "*":  # "*": any free port
@@ -212,6 +224,39 @@ def refuse(endpoint, doing, why):
     # A missing "tcp://" is the usual slip: say what was meant.
     hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
+
+
+def check_ipc_path(endpoint, path):
+    """Refuse a path that is taken: libzmq deletes whatever is there before it binds,
+    even a live server's socket, which would serve on, unreached and never told."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # nothing there (or not ours to see: the bind will say)
+        return
+    if not stat.S_ISSOCK(mode):
+        refuse(endpoint, "bind", "a file that is not a socket is there")
+    if not hasattr(socket, "AF_UNIX"):  # Python on Windows has none: it cannot look
+        return
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:  # a socket file left by an earlier run: free
+            return
+        except OSError as err:  # no permission, a full queue...: better not take it
+            refuse(endpoint, "bind", f"cannot tell whether a server uses it ({err.strerror})")
+    refuse(endpoint, "bind", "in use by another server")
+
+
+def curve_keys(phrase):
+    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
+    A server needs the secret key to finish a handshake, and a client the public one,
+    which is never sent: only peers that know the phrase get through. Slow on purpose
+    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
+    secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
+    return zmq.curve_public(secret), secret
 
 
 def at_file_limit(error, said):
@@ -272,20 +317,28 @@ def main():
     arg("--max-size", type=int, default=MAX_SIZE, metavar="BYTES", help="drop a peer that "
         "sends a bigger frame (default %(default)s)")  # fmt: skip
     arg("--quiet", action="store_true", help="accepted for symmetry: no per-request lines")
+    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+        help="encrypt, and work only with peers given the same phrase"
+        " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
     if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
         parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
+    if args.secret == "":  # --secret "", as from a shell variable never set
+        parser.error("--secret needs a phrase")
+    if args.secret and not zmq.has("curve"):
+        parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
 
     if sys.stdout:  # None when started with stdout closed: then print() prints nothing
         sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
     stop = stop_requests()
     room = raise_open_file_limit()
+    secret_key = curve_keys(args.secret)[1] if args.secret else None
     ctx = zmq.Context()  # one I/O thread: the monitor's events come in libzmq's order
     try:
-        frontend = new_socket(ctx, zmq.ROUTER, args.max_size)
+        frontend = new_socket(ctx, zmq.ROUTER, args.max_size, secret_key)
         # A client back before its old connection was seen dead takes its name over, not ignored.
         frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        backend = new_socket(ctx, zmq.DEALER, args.max_size)
+        backend = new_socket(ctx, zmq.DEALER, args.max_size, secret_key)
         # Pings drop a server that keeps its connection but answers nothing (Ctrl-Z, cut off).
         # None in front: libzmq 4.3.5 aborts if one times out on a client it stopped reading.
         backend.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)

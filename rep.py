@@ -30,10 +30,13 @@ import argparse
 import hashlib
 import os
 import signal
+import socket
+import stat
 import sys
 import time
 
 import zmq
+from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
 try:
@@ -43,7 +46,8 @@ except ImportError:
 
 BIND_ENDPOINT = "tcp://127.0.0.1:5556"
 MAX_SIZE = 1024 * 1024  # bytes; a peer that sends a bigger frame is disconnected
-MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296
+MIN_SIZE = 512  # bytes; ZeroMQ's own handshake sends frames of up to 296 (--secret: 544)
+SEALING = 33  # bytes --secret adds to each frame: allowed for, --max-size counts data
 BACKLOG = 4096  # connections the OS holds while waiting to be accepted (a class at once)
 SPARE_FILES = 32  # open files the server itself needs besides its connections
 REFUSING_EVERY = 10  # seconds: libzmq retries a failed accept() at once; a line, not a flood
@@ -52,6 +56,7 @@ SHOWN_CHARS = 200  # longer requests are cut short on screen, not in the reply
 LINGER_MS = 500  # on exit, how long the last reply may take to leave
 PID = os.getpid()
 NAME = os.path.basename(__file__)  # in every message: a copy speaks its own name
+SALT = b"zmq-reqrep-tutorial --secret"  # every script's: one phrase, one key pair
 
 
 def answer(request):
@@ -86,17 +91,20 @@ def serve(sock, monitor, stop, work, quiet):
         sock.send(reply)
 
 
-def bind_socket(ctx, endpoint, max_size):
+def bind_socket(ctx, endpoint, max_size, secret):
     sock = ctx.socket(zmq.REP)
     # LINGER: how long closing may wait to deliver; forever by default, 0 drops a reply.
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     sock.setsockopt(zmq.RCVTIMEO, POLL_MS)  # a wait for a request ends after POLL_MS
     # No heartbeats: clients ping, libzmq answers; its own pings could abort it (4.3.5 asserts).
     # A frame over max_size drops that peer, and only it; the limit is per frame.
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size + (SEALING if secret else 0))
     # HANDOVER: a client back under its name before its old link died is served, not ignored.
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     sock.setsockopt(zmq.BACKLOG, BACKLOG)  # libzmq's 100 overflows when a class connects
+    if secret:  # --secret: CURVE, as a server; only who knows the phrase gets through
+        sock.curve_server = True
+        sock.curve_secretkey = curve_keys(secret)[1]
     monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPT_FAILED)
     return sock, monitor, bind(sock, endpoint)
 
@@ -109,6 +117,8 @@ def bind(sock, endpoint):
     host, _, port = address.rpartition(":")
     if scheme == "inproc":
         refuse(endpoint, "bind", "inproc:// reaches only sockets in the same process")
+    if scheme == "ipc":
+        check_ipc_path(endpoint, address)
     if scheme == "tcp" and ":" in host:  # an IPv6 address, which libzmq takes only with IPV6
         sock.setsockopt(zmq.IPV6, 1)
     if scheme == "tcp" and port != "*":  # "*": any free port
@@ -127,6 +137,39 @@ def refuse(endpoint, doing, why):
     # A missing "tcp://" is the usual slip: say what was meant.
     hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
+
+
+def check_ipc_path(endpoint, path):
+    """Refuse a path that is taken: libzmq deletes whatever is there before it binds,
+    even a live server's socket, which would serve on, unreached and never told."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # nothing there (or not ours to see: the bind will say)
+        return
+    if not stat.S_ISSOCK(mode):
+        refuse(endpoint, "bind", "a file that is not a socket is there")
+    if not hasattr(socket, "AF_UNIX"):  # Python on Windows has none: it cannot look
+        return
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:  # a socket file left by an earlier run: free
+            return
+        except OSError as err:  # no permission, a full queue...: better not take it
+            refuse(endpoint, "bind", f"cannot tell whether a server uses it ({err.strerror})")
+    refuse(endpoint, "bind", "in use by another server")
+
+
+def curve_keys(phrase):
+    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
+    A server needs the secret key to finish a handshake, and a client the public one,
+    which is never sent: only peers that know the phrase get through. Slow on purpose
+    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
+    secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
+    return zmq.curve_public(secret), secret
 
 
 def at_file_limit(error, said):
@@ -194,11 +237,18 @@ def main():
     arg("--work", type=float, default=0.0, help="seconds of pretend work per request")
     arg("--max-size", type=int, default=MAX_SIZE, help="drop a peer sending a bigger frame")
     arg("--quiet", action="store_true", help="no per-request lines")
+    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+        help="encrypt, and work only with peers given the same phrase"
+        " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
     if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
         parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
+    if args.secret == "":  # --secret "", as from a shell variable never set
+        parser.error("--secret needs a phrase")
+    if args.secret and not zmq.has("curve"):
+        parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
 
     if sys.stdout:  # None when started with stdout closed: then print() prints nothing
         sys.stdout.reconfigure(errors="backslashreplace")  # any text, on any terminal
@@ -206,7 +256,7 @@ def main():
     room = raise_open_file_limit()
     ctx = zmq.Context()
     try:
-        sock, monitor, where = bind_socket(ctx, args.bind, args.max_size)
+        sock, monitor, where = bind_socket(ctx, args.bind, args.max_size, args.secret)
         limit = f" (room for {room} connections)" if room else ""
         say(SERVING.format(pid=PID, where=where) + limit)
         serve(sock, monitor, stop, args.work, args.quiet)

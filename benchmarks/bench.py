@@ -42,9 +42,18 @@ a machine that slows down or speeds up midway weighs on both sides alike.
    requests queued at the server (mrep.py's is bound here, as a broker's back
    end is); servers on one core, this load on the other; stdout to a file.
    Replies/s, script / bare, and the server's CPU per request.
+10. --secret: a msgqueue.py and two mrep.py with --secret PHRASE (CURVE, keys from
+   the phrase) against the same without it, both running, in alternating rounds
+   (without, with, without, with, ...): brokered requests/s with 8 clients, the
+   round trip with one, and with/without. Clients here, CURVE clients on the
+   --secret side (the broker's public key from msgqueue.py's own curve_keys).
+
+REQREP_SECRET is taken out of the environment first: the load generator here
+speaks CURVE only where figure 10 asks it to.
 
     python benchmarks/bench.py            # about a minute; writes benchmarks/results.json
     python benchmarks/bench.py --quick    # a few seconds per figure, for a smoke test
+    python benchmarks/bench.py --only secret [--quick]   # figure 10 alone; no results file
 
 A PNG of requests/s against servers is written too where matplotlib is
 installed (pip install '.[bench]').
@@ -57,6 +66,7 @@ import os
 import platform
 import re
 import resource
+import runpy
 import signal
 import statistics
 import subprocess
@@ -91,22 +101,29 @@ TARGETS = {
     # then a request dealt to the silent peer costs one --timeout.
     "silent_back_within_s": 1 + 3 + STALL_TIMEOUT + 0.5,
     "silent_rate_during_min": 0.9,
+    "secret_requests_ratio_min": 0.5,  # requests/s with --secret against without
+    "secret_round_trip_ratio_max": 1.5,  # round trip with --secret against without
 }
 SCALING_WORK = 0.02  # seconds of simulated work per request
 SCALING_SERVERS = [1, 2, 4, 8]
 PAYLOAD = b"benchmark payload"
 ECHO_RE = re.compile(r" received the original data: ")
+SECRET_PHRASE = "benchmark phrase"  # figure 10's --secret
 
 
-def drive(ctx, endpoint, clients, *, seconds=None, requests=None, warmup=0.5):
+def drive(ctx, endpoint, clients, *, seconds=None, requests=None, warmup=0.5, server_key=None):
     """Keep one request in flight on each of `clients` REQ sockets. After `warmup`
     seconds, record each round trip until `seconds` pass or `requests` complete.
+    With `server_key` (a --secret broker's public key) each socket is a CURVE client.
     Returns (latencies, measured seconds)."""
     socks = []
     poller = zmq.Poller()
     for _ in range(clients):
         sock = ctx.socket(zmq.REQ)
         sock.linger = 0
+        if server_key:  # as the scripts' clients do: the server's key, a keypair of its own
+            sock.curve_serverkey = server_key
+            sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
         sock.connect(endpoint)
         poller.register(sock, zmq.POLLIN)
         socks.append(sock)
@@ -217,6 +234,65 @@ def measure_broker_cost(ctx, spawn, seconds, rounds):
     )
     result["cpu_ratio"] = statistics.median(
         m / r for m, r in zip(cpus["msgqueue"], cpus["reference"])
+    )
+    return result
+
+
+def curve_keys(phrase):
+    """The scripts' --secret key pair (public, secret): msgqueue.py's own function,
+    loaded from the file, so that this never drifts from what the scripts derive."""
+    return runpy.run_path(str(HERE.parent / "msgqueue.py"))["curve_keys"](phrase)
+
+
+def measure_secret_cost(ctx, spawn, requests, seconds, rounds):
+    """A broker and 2 servers without --secret, and the same with it, both running;
+    `rounds` rounds each, alternating: without, with, without, with, ... A round:
+    8 clients for seconds / rounds (requests/s), then 1 client for requests / rounds
+    round trips. Medians of the rounds, and of the ratios of each pair of rounds."""
+    env = {name: value for name, value in os.environ.items() if name != "REQREP_SECRET"}
+    systems = {}
+    for name, secret in (("plain", []), ("secret", ["--secret", SECRET_PHRASE])):
+        _, front, back = start_broker(spawn, *secret, env=env)
+        for _ in range(2):  # start_worker, with this environment
+            server = spawn("mrep.py", "--connect", back, "--quiet", *secret, env=env)
+            server.wait_for(f"connected to broker at {re.escape(back)}$")
+        key = curve_keys(SECRET_PHRASE)[0] if secret else None
+        # Is it answering? Only if the key fits: CURVE and NULL peers never get a pipe.
+        answered, _ = drive(ctx, front, 1, seconds=WAIT, requests=1, warmup=0, server_key=key)
+        if not answered:
+            raise RuntimeError(f"no reply through the broker {name} on {front} in {WAIT} s")
+        systems[name] = (front, key)
+    for front, key in systems.values():  # warm up both, so that round 1 is like the rest
+        drive(ctx, front, 8, seconds=min(0.2, seconds / rounds), warmup=0, server_key=key)
+    per_round = []
+    for round_ in range(2 * rounds):
+        name = ("plain", "secret")[round_ % 2]
+        front, key = systems[name]
+        # warmup: each drive's sockets connect anew, and the handshake stays out of it
+        done, measured = drive(ctx, front, 8, seconds=seconds / rounds, warmup=0.1, server_key=key)
+        trips, _ = drive(
+            ctx, front, 1, seconds=WAIT, requests=requests // rounds, warmup=0.1, server_key=key
+        )
+        per_round.append(
+            {
+                "secret": name == "secret",
+                "requests_per_s": len(done) / measured,
+                "median_us": statistics.median(trips) * 1e6,
+                "p99_us": percentile(trips, 0.99) * 1e6,
+            }
+        )
+    result = {"clients": 8, "servers": 2, "requests": requests, "seconds": seconds}
+    result.update(rounds=rounds, per_round=per_round)
+    for name in systems:
+        mine = [r for r in per_round if r["secret"] == (name == "secret")]
+        for figure in ("requests_per_s", "median_us", "p99_us"):
+            result[f"{name}_{figure}"] = statistics.median(r[figure] for r in mine)
+    pairs = list(zip(per_round[0::2], per_round[1::2]))  # (without, with) of each round
+    result["requests_ratio"] = statistics.median(
+        s["requests_per_s"] / p["requests_per_s"] for p, s in pairs
+    )
+    result["round_trip_ratio"] = statistics.median(
+        s["median_us"] / p["median_us"] for p, s in pairs
     )
     return result
 
@@ -719,7 +795,41 @@ def verdicts(results):
         "servers_no_slower": all(
             case["ratio"] >= TARGETS["server_ratio_min"] for case in results["no_slower"]["cases"]
         ),
+        "secret_cost": secret_verdict(results["secret_cost"]),
     }
+
+
+def secret_verdict(cost):
+    """Figure 10 against its targets: requests/s and round trip, with --secret / without."""
+    return (
+        cost["requests_ratio"] >= TARGETS["secret_requests_ratio_min"]
+        and cost["round_trip_ratio"] <= TARGETS["secret_round_trip_ratio_max"]
+    )
+
+
+def secret_rows(cost, met):
+    """Figure 10's rows of the table; `met`: its verdict."""
+    ok = {True: "met", False: "MISSED"}
+    least, most = TARGETS["secret_requests_ratio_min"], TARGETS["secret_round_trip_ratio_max"]
+    return [
+        (
+            "brokered requests/s, 8 clients, without / with --secret",
+            f"{cost['plain_requests_per_s']:.0f} / {cost['secret_requests_per_s']:.0f}, "
+            f"{cost['requests_ratio']:.2f}x",
+            f">= {least:g}x, round trip <= {most:g}x: {ok[met]}",
+        ),
+        (
+            "brokered round trip, without / with --secret (median)",
+            f"{cost['plain_median_us']:.0f} / {cost['secret_median_us']:.0f} us, "
+            f"{cost['round_trip_ratio']:.2f}x",
+            "",
+        ),
+        (
+            "brokered round trip, without / with --secret (p99)",
+            f"{cost['plain_p99_us']:.0f} / {cost['secret_p99_us']:.0f} us",
+            "",
+        ),
+    ]
 
 
 def table(results):
@@ -832,8 +942,25 @@ def table(results):
                 "",
             )
         )
+    if "secret_cost" in results:  # (a run from before figure 10 has none)
+        rows += secret_rows(results["secret_cost"], met["secret_cost"])
+    return aligned(rows)
+
+
+def aligned(rows):
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{a:<{width}}  {b:<24} {c}".rstrip() for a, b, c in rows)
+
+
+def only_secret(ctx, requests, seconds, rounds):
+    """--only secret: figure 10 alone, printed (its figures, then its rows of the table)."""
+    try:
+        with processes() as spawn:
+            cost = measure_secret_cost(ctx, spawn, requests, seconds, rounds)
+    finally:
+        ctx.destroy(linger=0)
+    print(json.dumps(cost, indent=2))
+    print(aligned(secret_rows(cost, secret_verdict(cost))))
 
 
 def plot(results, path):
@@ -859,18 +986,28 @@ def plot(results, path):
     return True
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     parser.add_argument("--json", default=HERE / "results.json", type=Path, help="results file")
     parser.add_argument("--png", default=HERE / "scaling.png", type=Path, help="plot file")
+    parser.add_argument(
+        "--only", choices=["secret"], help="this figure alone (10): print it, write no files"
+    )
     parser.add_argument("--reference-broker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frontend", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
     if args.reference_broker:
         reference_broker(args.frontend, args.backend)
         return
+    # Every script started here would take it as --secret, and the clients here speak
+    # CURVE only where figure 10 asks for it.
+    os.environ.pop("REQREP_SECRET", None)
 
     requests, seconds, settle = (400, 0.5, 5) if args.quick else (6000, 6.0, 20)
     rounds = 2 if args.quick else 6
@@ -882,6 +1019,9 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = zmq.Context()
     ctx.max_sockets = 10_000
+    if args.only == "secret":
+        only_secret(ctx, requests, seconds, rounds)
+        return
     try:
         with processes() as spawn:
             results = {"quick": args.quick, "machine": machine(), "targets": TARGETS}
@@ -905,6 +1045,8 @@ def main():
             results["client_overhead"] = measure_client_overhead(spawn, overhead, 2 * rounds)
             print("measuring servers against bare loops...", flush=True)
             results["no_slower"] = measure_no_slower(spawn, *no_slower)
+            print("measuring the cost of --secret...", flush=True)
+            results["secret_cost"] = measure_secret_cost(ctx, spawn, requests, seconds, rounds)
     finally:
         ctx.destroy(linger=0)
     results["targets_met"] = verdicts(results)

@@ -24,6 +24,8 @@ CROSS = "tests/interop/test_cross_host.py::"
 DEFAULTS = "tests/interop/test_defaults.py::test_defaults_are_loopback_and_the_tutorials_ports"
 EXACT = "tests/test_broker_exact.py::"
 HOSTILE = "tests/test_hostile_clients.py::"
+SECRET = "tests/test_secret.py::"
+ONLY_PHRASE = f"{SECRET}test_only_peers_with_the_phrase_join_and_the_refused_say_why_once"
 HALF_OPEN_CLOSED = (
     f"{EXACT}test_half_open_connection_closed_after_a_server_connected_is_not_a_server_leaving"
 )
@@ -33,7 +35,10 @@ SLOW_LINK_1 = f"{CROSS}test_part1_request_near_max_size_over_a_slow_link_is_not_
 # Edits that fit several scripts.
 HEARTBEAT = ("    sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_MS)", "    pass")
 HEARTBEAT_TIMEOUT = ("    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, SILENT_MS)", "    pass")
-MAXMSGSIZE = ("    sock.setsockopt(zmq.MAXMSGSIZE, max_size)", "    pass")
+MAXMSGSIZE = (
+    "    sock.setsockopt(zmq.MAXMSGSIZE, max_size + (SEALING if secret else 0))",
+    "    pass",
+)
 BACKLOG = ("    sock.setsockopt(zmq.BACKLOG, BACKLOG)\n", "")
 SIGINT_ONLY = (
     "for signum in (signal.SIGINT, signal.SIGTERM):",
@@ -215,8 +220,8 @@ MUTANTS = [
            "two connections under one client's name abort the broker",
            [f"{HOSTILE}test_connections_under_one_name_cannot_abort_the_server[msgqueue.py]"]),
     Mutant("msgqueue.no-maxmsgsize", "msgqueue.py",
-           "    sock.setsockopt(zmq.MAXMSGSIZE, max_size)  #",
-           "    pass  #",
+           "    sock.setsockopt(zmq.MAXMSGSIZE, max_size + (SEALING if secret_key else 0))",
+           "    pass",
            "a peer can send the broker a frame of any size: --max-size is ignored",
            [f"{HARDENING}test_oversized_request_drops_that_peer_and_the_broker_serves_the_others"]),
     Mutant("msgqueue.default-backlog", "msgqueue.py",
@@ -439,6 +444,56 @@ MUTANTS += [
     Mutant("c.tiny-timeout", "c.py", "if not 0.1 <= args.timeout", "if not 0 < args.timeout",
            "--timeout 1e-9 prints 220,000 lines a second and never sends",
            [f"{BAD_NUMBER}[c.py-args15]"]),
+    # --secret, and two servers on one endpoint.
+    Mutant("rep.no-curve", "rep.py", "        sock.curve_server = True\n", "",
+           "rep.py --secret speaks in the clear: no client with the phrase is ever served",
+           [f"{SECRET}test_the_phrase_can_come_from_the_environment"]),
+    Mutant("msgqueue.plain-back-end", "msgqueue.py", "    if secret_key:  # --secret",
+           "    if secret_key and kind == zmq.ROUTER:  # --secret",
+           "servers without the phrase join the broker and are dealt requests",
+           [ONLY_PHRASE]),
+    Mutant("mrep.wrong-server-key", "mrep.py", "sock.curve_serverkey = curve_keys(secret)[0]",
+           "sock.curve_serverkey = curve_keys(secret)[1]",
+           "a server with the right phrase never joins a --secret broker", [ONLY_PHRASE]),
+    Mutant("mrep.own-salt", "mrep.py", 'SALT = b"zmq-reqrep-tutorial --secret"',
+           'SALT = b"zmq-reqrep-tutorial --secret v2"',
+           "the same phrase gives mrep.py other keys: it never joins", [ONLY_PHRASE]),
+    Mutant("mreq.tells-every-time", "mreq.py", "        if endpoint not in self.told:\n",
+           "        if True:\n", "a refused client says why again at every try, 10 lines a second",
+           [ONLY_PHRASE]),
+    Mutant("mreq.quiet-on-other-phrase", "mreq.py",
+           "            events |= zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL\n", "            pass\n",
+           "a client with another phrase only says no broker is reachable, never why",
+           [ONLY_PHRASE]),
+    Mutant("c.gives-up-after-mismatch", "c.py",
+           "                self.sock.disconnect(endpoint)  # connect anew: libzmq would not\n"
+           "                self.sock.connect(endpoint)\n", "",
+           "after a --secret mismatch the client never tries that server again, even fixed",
+           [f"{SECRET}test_a_client_refused_for_a_mismatch_tries_again_and_is_served_later"]),
+    Mutant("c.empty-secret-ignored", "c.py", '    if args.secret == "":', "    if False:",
+           '--secret "" runs in the clear instead of being refused',
+           [f"{SECRET}test_an_empty_phrase_is_refused_not_ignored[c.py]"]),
+    Mutant("rep.sealing-counted", "rep.py", "SEALING = 33  #", "SEALING = 0  #",
+           "with --secret, a request of --max-size bytes drops its client",
+           [f"{SECRET}test_max_size_counts_the_data_and_every_handshake_fits"]),
+    Mutant("rep.takes-live-ipc-path", "rep.py",
+           '    if scheme == "ipc":\n        check_ipc_path(endpoint, address)\n', "",
+           "a second rep.py on an ipc path in use takes it over; the first serves nobody",
+           [f"{SECRET}test_a_second_server_on_a_live_ipc_path_refuses_and_the_first_serves_on[rep.py]"]),
+    Mutant("msgqueue.takes-live-ipc-path", "msgqueue.py",
+           '    refuse(endpoint, "bind", "in use by another server")\n', "",
+           "a second broker on an ipc path in use takes it over",
+           [f"{SECRET}test_a_second_server_on_a_live_ipc_path_refuses_and_the_first_serves_on[msgqueue.py]"]),
+    Mutant("rep.refuses-stale-ipc-path", "rep.py",
+           "        except ConnectionRefusedError:  # a socket file left by an earlier run: free\n"
+           "            return\n",
+           "        except ConnectionRefusedError:  # a socket file left by an earlier run: free\n"
+           '            refuse(endpoint, "bind", "in use")\n',
+           "a path an earlier run left behind can never be served on again",
+           [f"{SECRET}test_an_ipc_path_left_by_an_earlier_run_is_reused_and_a_plain_file_kept"]),
+    Mutant("rep.deletes-a-file", "rep.py", "    if not stat.S_ISSOCK(mode):", "    if False:",
+           "--bind ipc://notes.txt deletes the file",
+           [f"{SECRET}test_an_ipc_path_left_by_an_earlier_run_is_reused_and_a_plain_file_kept"]),
 ]  # fmt: skip
 
 # Mutants no test can kill, and why. The README lists the same, and run.py fails

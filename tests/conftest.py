@@ -4,9 +4,11 @@ The `spawn` fixture starts scripts and kills every process it started when the
 test ends, pass or fail.
 """
 
+import functools
 import hashlib
 import os
 import re
+import runpy
 import shutil
 import subprocess
 
@@ -55,6 +57,8 @@ _CLIENT_EVENTS = [
     r"(resending \(retry \d+\)|giving up after \d+ retr(y|ies))",
     rf"{_ME} done, \d+ replies verified, \d+ mismatched",
     rf"{_ME} interrupted, exiting",
+    rf"{_ME} (server|broker) at (tcp|ipc)://\S+ ended the handshake \((it has no --secret|"
+    r"it has a --secret, this one none|a different --secret, or none\?)\)",
 ]
 LINE_FORMATS = {
     "rep.py": [
@@ -86,8 +90,8 @@ LINE_FORMATS = {
         rf"{_ME} echo server connecting to (tcp|ipc)://\S+(, (tcp|ipc)://\S+)*",
         rf"{_ME} connected to broker at (tcp|ipc)://\S+",
         rf"{_ME} lost broker at (tcp|ipc)://\S+, reconnecting",
-        rf"{_ME} no ZeroMQ handshake with (tcp|ipc)://\S+ \(not a broker's back end, or not "
-        r"answering\); trying again now and then",
+        rf"{_ME} no ZeroMQ handshake with (tcp|ipc)://\S+ \(not a broker's back end, not "
+        r"answering, or not the same --secret\); trying again now and then",
         SERVER_GOT_RE.pattern,
         ECHO_BACK_RE.pattern,
         rf"{_ME} stopped",
@@ -124,10 +128,35 @@ def spawn():
         print("\n".join(events[-30:] + proc.lines[-4:] + proc.stderr_lines[-20:]))
 
 
+class SecretSocket(zmq.Socket):
+    """A socket that speaks CURVE with the phrase in REQREP_SECRET, as the scripts
+    do: a binder holds the secret key, a connector knows the public one."""
+
+    def bind(self, addr):
+        self.curve_server = True
+        self.curve_secretkey = secret_keys()[1]
+        return super().bind(addr)
+
+    def connect(self, addr):
+        self.curve_serverkey = secret_keys()[0]  # options first: they apply to what follows
+        self.curve_publickey, self.curve_secretkey = zmq.curve_keypair()
+        return super().connect(addr)
+
+
+class SecretContext(zmq.Context):
+    _socket_class = SecretSocket
+
+
+@functools.cache
+def secret_keys():
+    return runpy.run_path(str(ROOT / "rep.py"))["curve_keys"](os.environ["REQREP_SECRET"])
+
+
 @pytest.fixture
 def zctx():
-    """A ZeroMQ context for the test's own sockets, destroyed at the end."""
-    ctx = zmq.Context()
+    """A ZeroMQ context for the test's own sockets, destroyed at the end. With
+    REQREP_SECRET set (.ci/run's second pass), its sockets use it as the scripts do."""
+    ctx = SecretContext() if os.environ.get("REQREP_SECRET") else zmq.Context()
     # LINGER 0 for every socket it makes: one collected before the end (a local of
     # the test) must not hold up the end with messages for a peer that is gone.
     ctx.setsockopt(zmq.LINGER, 0)

@@ -163,9 +163,9 @@ def processes():
             proc.reap()
 
 
-def start_rep(spawn, *args, bind=ANY_PORT):
+def start_rep(spawn, *args, bind=ANY_PORT, **options):
     """rep.py on a free port (or `bind`); returns (process, real endpoint)."""
-    proc = spawn("rep.py", "--bind", bind, *args)
+    proc = spawn("rep.py", "--bind", bind, *args, **options)
     return proc, proc.wait_for(r"serving sha1 on (tcp://[^\s,]+)").group(1)
 
 

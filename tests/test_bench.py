@@ -15,6 +15,9 @@ FIGURES = {
     "stall": ["timeout_s", "normal_round_trip_s", "worst_extra_latency_s", "over_timeout_s",
               "requests_resent", "requests_held_by_the_killed_server"],
     "client_overhead": ["c.py_us_per_request", "minimal_us_per_request", "ratio", "cpu_ratio"],
+    "secret_cost": ["plain_requests_per_s", "secret_requests_per_s", "requests_ratio",
+                    "plain_median_us", "secret_median_us", "plain_p99_us", "secret_p99_us",
+                    "round_trip_ratio"],
 }  # fmt: skip
 NO_SLOWER = ["script_replies_per_s", "bare_replies_per_s", "ratio", "script_cpu_us_per_request",
              "bare_cpu_us_per_request"]  # fmt: skip
@@ -45,7 +48,7 @@ def test_quick_benchmark_records_every_figure(tmp_path):
     assert set(results["targets_met"]) == {"latency_ratio", "broker_cpu_ratio",
                                            "efficiency_at_8", "stall", "client_overhead",
                                            "storm_all_answered", "silent_faults",
-                                           "servers_no_slower"}  # fmt: skip
+                                           "servers_no_slower", "secret_cost"}  # fmt: skip
     slow = results["slow_server"]
     assert slow["all_fast"]["replies_per_s"] > 0 and slow["one_slow"]["replies_per_s"] > 0
     faults = results["silent_faults"]
@@ -66,5 +69,12 @@ def test_quick_benchmark_records_every_figure(tmp_path):
         for name in NO_SLOWER:
             assert isinstance(case[name], (int, float)), (case, name)
         assert case["script_replies_per_s"] > 0 and case["bare_replies_per_s"] > 0, case
+    # --secret against none, in alternating rounds (--quick: 2 each), through real
+    # brokers and servers: every round answered (the CURVE clients' keys fit).
+    secret = results["secret_cost"]
+    assert [r["secret"] for r in secret["per_round"]] == [False, True, False, True]
+    for round_ in secret["per_round"]:
+        assert round_["requests_per_s"] > 0 and round_["median_us"] > 0, round_
     assert "fail-over" in run.stdout  # the table was printed
     assert "bare loop, printing" in run.stdout
+    assert "without / with --secret" in run.stdout

@@ -18,17 +18,20 @@ CLIENTS = ["c.py", "mreq.py"]
 ALL = [*SERVERS_AND_BROKER, *CLIENTS]
 SHARED = [
     ("stop_requests", ALL),
+    ("curve_keys", ALL),
     ("refuse", ALL),
     ("printable", ["rep.py", "mrep.py", *CLIENTS]),
     ("say", SERVERS_AND_BROKER),
     ("say", CLIENTS),  # a client's also stops it when nobody reads (c.py | head -3)
     ("bind", BINDERS),
     ("at_file_limit", BINDERS),
+    ("check_ipc_path", BINDERS),
     ("raise_open_file_limit", BINDERS),
     ("check_endpoint", CONNECTORS),
     ("connect_each", CONNECTORS),
     ("connect_socket", CLIENTS),
     ("ask", CLIENTS),
+    ("Refusals", CLIENTS),
     ("run", CLIENTS),
     ("within", CLIENTS),
     ("pause", CLIENTS),
