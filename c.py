@@ -27,6 +27,7 @@ when it is back); --connect twice (two servers) spreads the requests over both.
 """
 
 import argparse
+import contextlib
 import errno
 import hashlib
 import os
@@ -34,6 +35,7 @@ import signal
 import socket
 import sys
 import time
+import unicodedata
 import uuid
 
 import zmq
@@ -157,12 +159,14 @@ def connect_socket(ctx, endpoints, secret):
     if secret:  # --secret: CURVE, with the server's public key from the phrase
         sock.curve_serverkey = curve_keys(secret)[0]
         sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()  # its own
-    refusals = Refusals(sock, secret)
-    return sock, refusals, connect_each(sock, endpoints)
+    refusals = Refusals(sock, secret)  # its monitor before the first connect: it sees all
+    connected = refusals.connected = connect_each(sock, endpoints)
+    return sock, refusals, list(connected.values())
 
 
 def connect_each(sock, endpoints):
-    """Connect once to each peer, however many endpoints name it; return those used.
+    """Connect once to each peer, however many endpoints name it; return those used,
+    by where each leads.
     Two connections to one peer cost: a client's would take its name from each other
     (HANDOVER) again and again; a server would be counted, and dealt requests, twice."""
     connected = {}  # where an endpoint leads -> the first endpoint that leads there
@@ -174,7 +178,15 @@ def connect_each(sock, endpoints):
                 sock.connect(endpoint)
             except zmq.ZMQError as err:
                 refuse(endpoint, "connect to", zmq.strerror(err.errno))
-    return list(connected.values())
+    return connected
+
+
+def as_given(connected, endpoint):
+    """An event's endpoint as it was given: libzmq names one it retried by its address."""
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    where = (host.strip("[]"), int(port)) if scheme == "tcp" and port.isdigit() else endpoint
+    return connected.get(where, endpoint)
 
 
 def check_endpoint(sock, endpoint):
@@ -218,21 +230,27 @@ class Refusals:
     (sends just wait), and after a mismatch libzmq never tries that server again."""
 
     def __init__(self, sock, secret):
-        self.sock, self.secret, self.told = sock, secret, set()
+        self.sock, self.secret, self.told, self.checked = sock, secret, set(), 0.0
+        self.connected = {}  # where each endpoint leads -> the endpoint given
         events = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_SUCCEEDED
         if secret:  # a server with another phrase just hangs up: no reason given
             events |= zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
         self.monitor = sock.get_monitor_socket(events)  # before connecting: sees them all
 
     def check(self):
+        if time.monotonic() < self.checked + POLL_MS / 1000:  # a look costs: not per request
+            return
+        self.checked = time.monotonic()
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)
-            kind, value, endpoint = event["event"], event["value"], event["endpoint"].decode()
+            kind, value = event["event"], event["value"]
+            endpoint = as_given(self.connected, event["endpoint"].decode())
             if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.told.discard(endpoint)
             elif value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-                self.sock.disconnect(endpoint)  # connect anew: libzmq would not
-                self.sock.connect(endpoint)
+                with contextlib.suppress(zmq.ZMQError):  # gone: an older event's
+                    self.sock.disconnect(endpoint)  # connect anew: libzmq would not
+                    self.sock.connect(endpoint)
                 why = "it has no --secret" if self.secret else "it has a --secret, this one none"
                 self.tell(endpoint, why)
             elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and value != errno.EAGAIN:
@@ -249,7 +267,8 @@ def curve_keys(phrase):
     A server needs the secret key to finish a handshake, and a client the public one,
     which is never sent: only peers that know the phrase get through. Slow on purpose
     (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
-    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    # As typed on any system (an accent one character or two), even bytes that are not UTF-8.
+    data = unicodedata.normalize("NFC", phrase).encode("utf-8", "surrogateescape")
     raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
     secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
     return zmq.curve_public(secret), secret
@@ -301,7 +320,7 @@ def main():
         help="resend a request unanswered for this long (default %(default)s)")  # fmt: skip
     arg("--retries", type=int, metavar="N", help="give up (exit 1) after N resends of one request")
     arg("--quiet", action="store_true", help="no per-request lines")
-    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+    arg("--secret", default=os.environ.get("REQREP_SECRET"), metavar="PHRASE",
         help="encrypt, and work only with peers given the same phrase"
         " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
@@ -314,7 +333,7 @@ def main():
     if args.retries is not None and args.retries < 0:
         parser.error("--retries must be 0 or more")
     if args.secret == "":  # --secret "", as from a shell variable never set
-        parser.error("--secret needs a phrase")
+        parser.error("--secret needs a phrase (it, or REQREP_SECRET, is empty)")
     if args.secret and not zmq.has("curve"):
         parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
     endpoints = [ep for arg in args.connect or [ENDPOINT] for ep in arg.split(",") if ep]

@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import time
+import unicodedata
 
 import zmq
 from zmq.utils import z85
@@ -63,9 +64,8 @@ SENDING = "python (pid={pid}): sending back the received data: {reply}"
 CONNECTING = "python (pid={pid}): echo server connecting to {where}"
 
 
-def serve(sock, monitor, stop, work, quiet):
+def serve(sock, brokers, stop, work, quiet):
     """The pattern: receive a request, answer it, send the reply; until Ctrl-C."""
-    brokers = Connections(sock, monitor)
     while not stop:
         try:
             request = b"".join(sock.recv_multipart())  # REP keeps who asked
@@ -104,7 +104,8 @@ def connect_socket(ctx, endpoints, max_size, secret):
 
 
 def connect_each(sock, endpoints):
-    """Connect once to each peer, however many endpoints name it; return those used.
+    """Connect once to each peer, however many endpoints name it; return those used,
+    by where each leads.
     Two connections to one peer cost: a client's would take its name from each other
     (HANDOVER) again and again; a server would be counted, and dealt requests, twice."""
     connected = {}  # where an endpoint leads -> the first endpoint that leads there
@@ -116,7 +117,15 @@ def connect_each(sock, endpoints):
                 sock.connect(endpoint)
             except zmq.ZMQError as err:
                 refuse(endpoint, "connect to", zmq.strerror(err.errno))
-    return list(connected.values())
+    return connected
+
+
+def as_given(connected, endpoint):
+    """An event's endpoint as it was given: libzmq names one it retried by its address."""
+    scheme, _, address = endpoint.partition("://")
+    host, _, port = address.rpartition(":")
+    where = (host.strip("[]"), int(port)) if scheme == "tcp" and port.isdigit() else endpoint
+    return connected.get(where, endpoint)
 
 
 def check_endpoint(sock, endpoint):
@@ -159,7 +168,8 @@ def curve_keys(phrase):
     A server needs the secret key to finish a handshake, and a client the public one,
     which is never sent: only peers that know the phrase get through. Slow on purpose
     (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
-    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    # As typed on any system (an accent one character or two), even bytes that are not UTF-8.
+    data = unicodedata.normalize("NFC", phrase).encode("utf-8", "surrogateescape")
     raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
     secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
     return zmq.curve_public(secret), secret
@@ -169,8 +179,8 @@ class Connections:
     """Follows the monitor, and reconnects: libzmq does so itself after a network error,
     but not after a protocol error (a frame over --max-size, a peer of the wrong kind)."""
 
-    def __init__(self, sock, monitor):
-        self.sock, self.monitor = sock, monitor
+    def __init__(self, sock, monitor, connected):
+        self.sock, self.monitor, self.connected = sock, monitor, connected
         self.up, self.followed = set(), 0.0
         self.retry_in = {}  # endpoint -> seconds to wait before the next try
         self.retry_at = {}  # endpoint -> when to try it again
@@ -179,7 +189,7 @@ class Connections:
         self.followed = time.monotonic()
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)
-            self.seen(event["event"], event["endpoint"].decode())
+            self.seen(event["event"], as_given(self.connected, event["endpoint"].decode()))
         for endpoint, when in list(self.retry_at.items()):
             if when <= time.monotonic():
                 del self.retry_at[endpoint]
@@ -191,7 +201,10 @@ class Connections:
             self.up.add(endpoint)
             self.retry_in.pop(endpoint, None)
         elif kind == zmq.EVENT_DISCONNECTED:
-            self.sock.disconnect(endpoint)  # this also drops any reply still queued for it
+            try:
+                self.sock.disconnect(endpoint)  # this also drops any reply still queued for it
+            except zmq.ZMQError:  # done already, for an earlier event: libzmq had retried
+                return
             if endpoint in self.up:  # a broker lost: back to it at once
                 self.up.discard(endpoint)
                 say(f"python (pid={PID}): lost broker at {endpoint}, reconnecting")
@@ -247,16 +260,16 @@ def main():
     arg("--work", type=float, default=0.0, help="seconds of pretend work per request")
     arg("--max-size", type=int, default=MAX_SIZE, help="drop a peer sending a bigger frame")
     arg("--quiet", action="store_true", help="no per-request lines")
-    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+    arg("--secret", default=os.environ.get("REQREP_SECRET"), metavar="PHRASE",
         help="encrypt, and work only with peers given the same phrase"
         " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
-    if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
-        parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
+    if not MIN_SIZE <= args.max_size < 2**63 - SEALING:  # libzmq keeps it in 64 bits
+        parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 34")
     if args.secret == "":  # --secret "", as from a shell variable never set
-        parser.error("--secret needs a phrase")
+        parser.error("--secret needs a phrase (it, or REQREP_SECRET, is empty)")
     if args.secret and not zmq.has("curve"):
         parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
     endpoints = [ep for arg in args.connect or [BROKER_ENDPOINT] for ep in arg.split(",") if ep]
@@ -268,9 +281,9 @@ def main():
     stop = stop_requests()
     ctx = zmq.Context()
     try:
-        sock, monitor, endpoints = connect_socket(ctx, endpoints, args.max_size, args.secret)
-        say(CONNECTING.format(pid=PID, where=", ".join(endpoints)))
-        serve(sock, monitor, stop, args.work, args.quiet)
+        sock, monitor, connected = connect_socket(ctx, endpoints, args.max_size, args.secret)
+        say(CONNECTING.format(pid=PID, where=", ".join(connected.values())))
+        serve(sock, Connections(sock, monitor, connected), stop, args.work, args.quiet)
         say(f"python (pid={PID}): stopped")
     finally:
         ctx.destroy()

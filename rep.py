@@ -34,6 +34,7 @@ import socket
 import stat
 import sys
 import time
+import unicodedata
 
 import zmq
 from zmq.utils import z85
@@ -157,8 +158,9 @@ def check_ipc_path(endpoint, path):
         except ConnectionRefusedError:  # a socket file left by an earlier run: free
             return
         except OSError as err:  # no permission, a full queue...: better not take it
-            refuse(endpoint, "bind", f"cannot tell whether a server uses it ({err.strerror})")
-    refuse(endpoint, "bind", "in use by another server")
+            why = err.strerror or err  # "AF_UNIX path too long" has no strerror
+            refuse(endpoint, "bind", f"cannot tell whether a server uses it ({why})")
+    refuse(endpoint, "bind", "in use by a server")
 
 
 def curve_keys(phrase):
@@ -166,7 +168,8 @@ def curve_keys(phrase):
     A server needs the secret key to finish a handshake, and a client the public one,
     which is never sent: only peers that know the phrase get through. Slow on purpose
     (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
-    data = phrase.encode("utf-8", "surrogateescape")  # the bytes given, even if not UTF-8
+    # As typed on any system (an accent one character or two), even bytes that are not UTF-8.
+    data = unicodedata.normalize("NFC", phrase).encode("utf-8", "surrogateescape")
     raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
     secret = z85.encode(raw)  # any 32 bytes make a secret key (libsodium clamps them)
     return zmq.curve_public(secret), secret
@@ -237,16 +240,16 @@ def main():
     arg("--work", type=float, default=0.0, help="seconds of pretend work per request")
     arg("--max-size", type=int, default=MAX_SIZE, help="drop a peer sending a bigger frame")
     arg("--quiet", action="store_true", help="no per-request lines")
-    arg("--secret", default=os.environ.get("REQREP_SECRET") or None, metavar="PHRASE",
+    arg("--secret", default=os.environ.get("REQREP_SECRET"), metavar="PHRASE",
         help="encrypt, and work only with peers given the same phrase"
         " (default: $REQREP_SECRET; unlike arguments, no other user can read it)")  # fmt: skip
     args = parser.parse_args()
     if not 0 <= args.work <= 86400:  # "not <=" also refuses nan
         parser.error("--work must be 0 to 86400 seconds")
-    if not MIN_SIZE <= args.max_size < 2**63:  # libzmq keeps it in 64 bits
-        parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 1")
+    if not MIN_SIZE <= args.max_size < 2**63 - SEALING:  # libzmq keeps it in 64 bits
+        parser.error(f"--max-size must be {MIN_SIZE} (a handshake sends 296) to 2**63 - 34")
     if args.secret == "":  # --secret "", as from a shell variable never set
-        parser.error("--secret needs a phrase")
+        parser.error("--secret needs a phrase (it, or REQREP_SECRET, is empty)")
     if args.secret and not zmq.has("curve"):
         parser.error("--secret needs a libzmq built with CURVE (pip's pyzmq has it)")
 

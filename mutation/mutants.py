@@ -1,9 +1,8 @@
 """The mutants: small, plausible bugs, one edit to one script each.
 
-Every socket option the scripts set and every behaviour of CONTRACT.md built so
-far (all but 14, planned) has at least one. `old` must occur exactly once
-in its script (run.py refuses it otherwise, so a change to a script cannot quietly
-turn a mutant into a no-op);
+Every socket option the scripts set and every behaviour of CONTRACT.md has at
+least one. `old` must occur exactly once in its script (run.py refuses it
+otherwise, so a change to a script cannot quietly turn a mutant into a no-op);
 `tests` are the tests that must fail with the bug in; `breaks` is the promise
 the bug breaks, as a user would see it.
 """
@@ -439,7 +438,8 @@ MUTANTS += [
     Mutant("msgqueue.unprintable", "msgqueue.py", "    if not endpoint.isprintable():",
            "    if False:", "an endpoint of bytes that are not UTF-8: a traceback",
            [f"{BAD_ENDPOINT}[msgqueue.py-not-utf8]"]),
-    Mutant("rep.huge-max-size", "rep.py", "<= args.max_size < 2**63:", "<= args.max_size:",
+    Mutant("rep.huge-max-size", "rep.py", "<= args.max_size < 2**63 - SEALING:",
+           "<= args.max_size:",
            "--max-size 10**20: an OverflowError traceback", [f"{BAD_NUMBER}[rep.py-args20]"]),
     Mutant("c.tiny-timeout", "c.py", "if not 0.1 <= args.timeout", "if not 0 < args.timeout",
            "--timeout 1e-9 prints 220,000 lines a second and never sends",
@@ -466,10 +466,26 @@ MUTANTS += [
            "a client with another phrase only says no broker is reachable, never why",
            [ONLY_PHRASE]),
     Mutant("c.gives-up-after-mismatch", "c.py",
-           "                self.sock.disconnect(endpoint)  # connect anew: libzmq would not\n"
-           "                self.sock.connect(endpoint)\n", "",
+           "                    self.sock.disconnect(endpoint)  # connect anew: libzmq would not\n"
+           "                    self.sock.connect(endpoint)\n",
+           "                    pass\n",
            "after a --secret mismatch the client never tries that server again, even fixed",
            [f"{SECRET}test_a_client_refused_for_a_mismatch_tries_again_and_is_served_later"]),
+    Mutant("c.retried-by-address", "c.py",
+           'endpoint = as_given(self.connected, event["endpoint"].decode())',
+           'endpoint = event["endpoint"].decode()',
+           "--connect tcp://localhost:P: a refusing server is named twice, and after a"
+           " mismatch it is never tried again",
+           [f"{SECRET}test_a_refusing_server_is_named_once_as_it_was_given",
+            f"{SECRET}test_a_client_refused_for_a_mismatch_tries_again_and_is_served_later"]),
+    Mutant("mrep.second-disconnect-fatal", "mrep.py",
+           "            except zmq.ZMQError:  # done already",
+           "            except KeyError:  # done already",
+           "a busy server with a broker that refuses it dies, and its request in hand is lost",
+           [f"{SECRET}test_a_busy_server_refused_by_one_broker_serves_through_the_other"]),
+    Mutant("c.phrase-as-typed", "c.py", 'unicodedata.normalize("NFC", phrase)', "phrase",
+           "café typed with a combining accent is another phrase: never served",
+           [f"{SECRET}test_a_phrase_is_the_same_however_its_accents_were_typed"]),
     Mutant("c.empty-secret-ignored", "c.py", '    if args.secret == "":', "    if False:",
            '--secret "" runs in the clear instead of being refused',
            [f"{SECRET}test_an_empty_phrase_is_refused_not_ignored[c.py]"]),
@@ -481,7 +497,7 @@ MUTANTS += [
            "a second rep.py on an ipc path in use takes it over; the first serves nobody",
            [f"{SECRET}test_a_second_server_on_a_live_ipc_path_refuses_and_the_first_serves_on[rep.py]"]),
     Mutant("msgqueue.takes-live-ipc-path", "msgqueue.py",
-           '    refuse(endpoint, "bind", "in use by another server")\n', "",
+           '    refuse(endpoint, "bind", "in use by a server")\n', "",
            "a second broker on an ipc path in use takes it over",
            [f"{SECRET}test_a_second_server_on_a_live_ipc_path_refuses_and_the_first_serves_on[msgqueue.py]"]),
     Mutant("rep.refuses-stale-ipc-path", "rep.py",

@@ -245,5 +245,7 @@ def test_ci_runs_the_readme_test_command_then_the_mutation_check(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (repo / "trace").read_text() == "readme\nmutation/run.py\n"
+    core = "-m pytest tests/test_clients.py tests/test_brokered.py tests/test_silent.py"
+    core += " tests/test_signals.py tests/test_servers.py"
+    assert (repo / "trace").read_text() == f"readme\n{core}\nmutation/run.py\n"
     assert "<!-- demo-command -->" in README

@@ -91,8 +91,10 @@ def test_only_peers_with_the_phrase_join_and_the_refused_say_why_once(spawn):
 def test_a_client_refused_for_a_mismatch_tries_again_and_is_served_later(spawn):
     # After a mechanism mismatch libzmq never reconnects to that endpoint; the
     # client connects anew, so a server restarted without --secret serves it.
+    # By a host name: libzmq names a retried connection by its address instead.
     rep, endpoint = start_rep(spawn, "--secret", PHRASE)
-    client = spawn("c.py", "--connect", endpoint, "--timeout", 0.3, "--interval", 0,
+    by_name = endpoint.replace("127.0.0.1", "localhost")
+    client = spawn("c.py", "--connect", by_name, "--timeout", 0.3, "--interval", 0,
                    env=without_secret())  # fmt: skip
     client.wait_for("it has a --secret, this one none")
     rep.send(signal.SIGINT)
@@ -101,7 +103,44 @@ def test_a_client_refused_for_a_mismatch_tries_again_and_is_served_later(spawn):
     client.wait_for(DIGEST_RE, count=2)
     client.send(signal.SIGINT)
     assert client.wait() == 0
-    assert [why for *_, why in ended(client)] == ["it has a --secret, this one none"]
+    assert ended(client) == [("server", by_name, "it has a --secret, this one none")]
+    assert "Traceback" not in client.stderr
+
+
+def test_a_busy_server_refused_by_one_broker_serves_through_the_other(spawn):
+    # The refused broker is retried every 100-200 ms while the server works, so that
+    # its ends pile up in the monitor: each is followed once, none is fatal.
+    _, front, back = start_broker(spawn, "--secret", PHRASE)
+    _, _, other = start_broker(spawn, "--secret", "another phrase")
+    worker = spawn("mrep.py", "--connect", back, "--connect", other, "--secret", PHRASE,
+                   "--work", 0.5)  # fmt: skip
+    worker.wait_for(NO_HANDSHAKE)
+    client = spawn("mreq.py", "--connect", front, "--secret", PHRASE, "--count", 4,
+                   "--interval", 0)  # fmt: skip
+    check_echo_client(client, 4)
+    worker.send(signal.SIGINT)
+    assert worker.wait() == 0, worker.stderr
+    check_line_formats(worker)
+
+
+def test_a_phrase_is_the_same_however_its_accents_were_typed(spawn):
+    rep, endpoint = start_rep(spawn, "--secret", "caf\u00e9")  # é, one character
+    client = spawn("c.py", "--connect", endpoint, "--secret", "cafe\u0301", "--count", 1)
+    check_sha_client(client, 1)  # e and a combining accent: the same phrase
+
+
+def test_a_refusing_server_is_named_once_as_it_was_given(spawn):
+    # A server with another phrase hangs up; libzmq tries again by itself, and names
+    # each retry by the address "localhost" led to. The line names it as given, once.
+    rep, endpoint = start_rep(spawn, "--secret", PHRASE)
+    by_name = endpoint.replace("127.0.0.1", "localhost")
+    client = spawn("c.py", "--connect", by_name, "--secret", "another", "--timeout", 0.3)
+    client.wait_for(ENDED_RE)
+    seen = len(client.matches(RESEND_RE))
+    client.wait_for(RESEND_RE, count=seen + 3)  # a dozen retries, by then
+    client.send(signal.SIGINT)
+    assert client.wait() == 0
+    assert ended(client) == [("server", by_name, "a different --secret, or none?")]
 
 
 def test_a_client_with_a_secret_told_the_server_has_none(spawn):
@@ -161,9 +200,14 @@ def test_max_size_counts_the_data_and_every_handshake_fits(spawn, zctx):
 
 @pytest.mark.parametrize("script", ["rep.py", "mrep.py", "c.py", "mreq.py", "msgqueue.py"])
 def test_an_empty_phrase_is_refused_not_ignored(spawn, script):
-    proc = spawn(script, "--secret", "")
-    assert proc.wait() == 2
-    assert proc.stderr.splitlines()[-1].endswith("error: --secret needs a phrase")
+    for proc in (
+        spawn(script, "--secret", ""),
+        spawn(script, env={**os.environ, "REQREP_SECRET": ""}),
+    ):
+        assert proc.wait() == 2
+        assert proc.stderr.splitlines()[-1].endswith(
+            "error: --secret needs a phrase (it, or REQREP_SECRET, is empty)"
+        )
 
 
 def test_the_phrase_can_come_from_the_environment(spawn):
@@ -205,7 +249,7 @@ def test_a_second_server_on_a_live_ipc_path_refuses_and_the_first_serves_on(spaw
     endpoint = f"ipc://{tmp_path}/s.sock"
     first = start_binder(spawn, script, endpoint)
     assert bind_again(spawn, script, endpoint) == [
-        f"{script}: cannot bind {endpoint}: in use by another server"
+        f"{script}: cannot bind {endpoint}: in use by a server"
     ]
     if script == "rep.py":
         check_sha_client(spawn("c.py", "--connect", endpoint, "--count", 1), 1)

@@ -29,6 +29,7 @@ SHARED = [
     ("raise_open_file_limit", BINDERS),
     ("check_endpoint", CONNECTORS),
     ("connect_each", CONNECTORS),
+    ("as_given", CONNECTORS),
     ("connect_socket", CLIENTS),
     ("ask", CLIENTS),
     ("Refusals", CLIENTS),
