@@ -66,7 +66,6 @@ import os
 import platform
 import re
 import resource
-import runpy
 import signal
 import statistics
 import subprocess
@@ -83,10 +82,12 @@ from harness import (  # noqa: E402  (the process harness is shared with the tes
     ANY_PORT,
     WAIT,
     cpu_seconds,
+    curve_keys,
     processes,
     start_broker,
     start_rep,
     start_worker,
+    without_secret,
 )
 
 STALL_TIMEOUT = 1.0  # the clients' --timeout in the fail-over and silent-fault figures
@@ -238,18 +239,12 @@ def measure_broker_cost(ctx, spawn, seconds, rounds):
     return result
 
 
-def curve_keys(phrase):
-    """The scripts' --secret key pair (public, secret): msgqueue.py's own function,
-    loaded from the file, so that this never drifts from what the scripts derive."""
-    return runpy.run_path(str(HERE.parent / "msgqueue.py"))["curve_keys"](phrase)
-
-
 def measure_secret_cost(ctx, spawn, requests, seconds, rounds):
     """A broker and 2 servers without --secret, and the same with it, both running;
     `rounds` rounds each, alternating: without, with, without, with, ... A round:
     8 clients for seconds / rounds (requests/s), then 1 client for requests / rounds
     round trips. Medians of the rounds, and of the ratios of each pair of rounds."""
-    env = {name: value for name, value in os.environ.items() if name != "REQREP_SECRET"}
+    env = without_secret()
     systems = {}
     for name, secret in (("plain", []), ("secret", ["--secret", SECRET_PHRASE])):
         _, front, back = start_broker(spawn, *secret, env=env)

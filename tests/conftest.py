@@ -8,7 +8,6 @@ import functools
 import hashlib
 import os
 import re
-import runpy
 import shutil
 import subprocess
 
@@ -22,10 +21,12 @@ from harness import (  # noqa: F401
     WAIT,
     Proc,
     cpu_seconds,
+    curve_keys,
     processes,
     start_broker,
     start_rep,
     start_worker,
+    without_secret,
     worst_gap,
 )
 
@@ -149,7 +150,7 @@ class SecretContext(zmq.Context):
 
 @functools.cache
 def secret_keys():
-    return runpy.run_path(str(ROOT / "rep.py"))["curve_keys"](os.environ["REQREP_SECRET"])
+    return curve_keys(os.environ["REQREP_SECRET"])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ default ports a demo may be using.
 import contextlib
 import os
 import re
+import runpy
 import signal
 import subprocess
 import sys
@@ -182,6 +183,18 @@ def start_worker(spawn, *backends, args=()):
     for backend in backends:
         proc.wait_for(f"connected to broker at {re.escape(backend)}$")
     return proc
+
+
+def curve_keys(phrase):
+    """The scripts' --secret key pair (public, secret), by their own function (all
+    five have the same text), so that the tests' and the benchmark's never drift."""
+    return runpy.run_path(str(ROOT / "rep.py"))["curve_keys"](phrase)
+
+
+def without_secret():
+    """This environment without REQREP_SECRET, which scripts would take as --secret
+    (the suite runs again with it set: .ci/run)."""
+    return {name: value for name, value in os.environ.items() if name != "REQREP_SECRET"}
 
 
 def cpu_seconds(pid):

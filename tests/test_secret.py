@@ -12,7 +12,6 @@ with it too.
 import contextlib
 import os
 import re
-import runpy
 import signal
 import socket
 
@@ -21,16 +20,17 @@ import zmq
 from conftest import (
     DIGEST_RE,
     RESEND_RE,
-    ROOT,
     SERVER_GOT_RE,
     WAIT,
     check_echo_client,
     check_line_formats,
     check_sha_client,
+    curve_keys,
     sha_reply,
     start_broker,
     start_rep,
     start_worker,
+    without_secret,
 )
 
 PHRASE = "correct horse battery staple"
@@ -39,19 +39,8 @@ NO_HANDSHAKE = "no ZeroMQ handshake with"
 COUNT_RE = re.compile(r"(server connected|server left|connection closed), (.*) connected now$")
 
 
-def curve_keys(phrase):
-    """The scripts' own key derivation (every script has the same text)."""
-    return runpy.run_path(str(ROOT / "rep.py"))["curve_keys"](phrase)
-
-
 def ended(proc):
     return [m.groups() for m in map(ENDED_RE.search, proc.lines) if m]
-
-
-def without_secret():
-    env = dict(os.environ)
-    env.pop("REQREP_SECRET", None)  # the suite may run again with one (.ci/run)
-    return env
 
 
 def test_only_peers_with_the_phrase_join_and_the_refused_say_why_once(spawn):

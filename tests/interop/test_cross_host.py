@@ -34,6 +34,7 @@ from conftest import (
     check_sha_client,
     ip,
     unavailable,
+    without_secret,
 )
 
 BROKER_ADDRESS = "198.18.0.1"
@@ -242,7 +243,7 @@ def tapped_run(spawn, hosts, pcap, *secret):
     """The README's three commands, each given `secret`, answer a client while a tap on
     the broker's host captures every frame into `pcap`. The requests answered, and the
     capture file's bytes, once all three have exited and the tap has read the last frame."""
-    env = {name: value for name, value in os.environ.items() if name != "REQREP_SECRET"}
+    env = without_secret()
     tap = tap_on(spawn, hosts["broker"], pcap)
     broker = on(hosts["broker"], spawn, "msgqueue.py", "--frontend", FRONTEND, "--backend",
                 BACKEND, *secret, env=env)  # fmt: skip
