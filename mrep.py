@@ -68,10 +68,13 @@ def serve(sock, brokers, stop, work, quiet):
     """The pattern: receive a request, answer it, send the reply; until Ctrl-C."""
     while not stop:
         try:
-            request = b"".join(sock.recv_multipart())  # REP keeps who asked
+            frame = sock.recv(copy=False)  # a Frame, not bytes: it has .more; REP keeps who asked
         except zmq.Again:  # none for POLL_MS (RCVTIMEO): look up, to see Ctrl-C
             brokers.follow()  # brokers connected and lost, and tries again due
             continue
+        request = frame.bytes  # a request may be several frames; send() fails until all are read
+        if frame.more:  # rare, so read the rest only then: recv_multipart() asks, slowly, each time
+            request += b"".join(sock.recv_multipart())
         if not quiet:
             say(RECEIVED.format(request=printable(request)))
         if work:
@@ -158,16 +161,14 @@ def check_endpoint(sock, endpoint):
 
 
 def refuse(endpoint, doing, why):
-    # A missing "tcp://" is the usual slip: say what was meant.
-    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"  # the usual slip
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
 def curve_keys(phrase):
-    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
-    A server needs the secret key to finish a handshake, and a client the public one,
-    which is never sent: only peers that know the phrase get through. Slow on purpose
-    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    """--secret: the system's CURVE key pair, from the phrase alone (no key files). Servers
+    need the secret key, clients the public one, never sent: only who knows the phrase gets
+    through. Slow on purpose (0.2 s): each guess at a captured handshake costs as much."""
     # As typed on any system (an accent one character or two), even bytes that are not UTF-8.
     data = unicodedata.normalize("NFC", phrase).encode("utf-8", "surrogateescape")
     raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
@@ -182,8 +183,7 @@ class Connections:
     def __init__(self, sock, monitor, connected):
         self.sock, self.monitor, self.connected = sock, monitor, connected
         self.up, self.followed = set(), 0.0
-        self.retry_in = {}  # endpoint -> seconds to wait before the next try
-        self.retry_at = {}  # endpoint -> when to try it again
+        self.retry_in, self.retry_at = {}, {}  # endpoint -> next wait; when to try it
 
     def follow(self):
         self.followed = time.monotonic()

@@ -222,8 +222,7 @@ def check_endpoint(sock, endpoint):
 
 
 def refuse(endpoint, doing, why):
-    # A missing "tcp://" is the usual slip: say what was meant.
-    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"  # the usual slip
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
@@ -266,10 +265,9 @@ class Refusals:
 
 
 def curve_keys(phrase):
-    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
-    A server needs the secret key to finish a handshake, and a client the public one,
-    which is never sent: only peers that know the phrase get through. Slow on purpose
-    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    """--secret: the system's CURVE key pair, from the phrase alone (no key files). Servers
+    need the secret key, clients the public one, never sent: only who knows the phrase gets
+    through. Slow on purpose (0.2 s): each guess at a captured handshake costs as much."""
     # As typed on any system (an accent one character or two), even bytes that are not UTF-8.
     data = unicodedata.normalize("NFC", phrase).encode("utf-8", "surrogateescape")
     raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)

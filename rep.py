@@ -76,12 +76,15 @@ def serve(sock, monitor, stop, work, quiet):
     limit_said = 0.0  # when the last open-file-limit line was printed
     while not stop:
         try:
-            request = b"".join(sock.recv_multipart())  # REP keeps who asked
+            frame = sock.recv(copy=False)  # a Frame, not bytes: it has .more; REP keeps who asked
         except zmq.Again:  # none for POLL_MS (RCVTIMEO): look up, to see Ctrl-C
-            until = time.monotonic() + POLL_MS / 1000  # they can come faster than read:
-            while monitor.poll(0) and time.monotonic() < until:  # failed accept()s
+            until = time.monotonic() + POLL_MS / 1000  # failed accept()s: read POLL_MS at most,
+            while monitor.poll(0) and time.monotonic() < until:  # at the file limit they never stop
                 limit_said = at_file_limit(recv_monitor_message(monitor)["value"], limit_said)
             continue
+        request = frame.bytes  # a request may be several frames; send() fails until all are read
+        if frame.more:  # rare, so read the rest only then: recv_multipart() asks, slowly, each time
+            request += b"".join(sock.recv_multipart())
         if not quiet:
             say(RECEIVED.format(request=printable(request)))
         if work:
@@ -135,8 +138,7 @@ def bind(sock, endpoint):
 
 
 def refuse(endpoint, doing, why):
-    # A missing "tcp://" is the usual slip: say what was meant.
-    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"
+    hint = "" if "://" in endpoint else f" (did you mean tcp://{endpoint}?)"  # the usual slip
     sys.exit(f"{NAME}: cannot {doing} {endpoint}: {why}{hint}")
 
 
@@ -164,10 +166,9 @@ def check_ipc_path(endpoint, path):
 
 
 def curve_keys(phrase):
-    """--secret: the system's CURVE key pair, from the phrase alone: no key files.
-    A server needs the secret key to finish a handshake, and a client the public one,
-    which is never sent: only peers that know the phrase get through. Slow on purpose
-    (0.2 s): a captured handshake lets someone test guessed phrases, each at this cost."""
+    """--secret: the system's CURVE key pair, from the phrase alone (no key files). Servers
+    need the secret key, clients the public one, never sent: only who knows the phrase gets
+    through. Slow on purpose (0.2 s): each guess at a captured handshake costs as much."""
     # As typed on any system (an accent one character or two), even bytes that are not UTF-8.
     data = unicodedata.normalize("NFC", phrase).encode("utf-8", "surrogateescape")
     raw = hashlib.pbkdf2_hmac("sha256", data, SALT, 400_000, dklen=32)
