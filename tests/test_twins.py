@@ -75,3 +75,17 @@ def test_every_piece_two_scripts_define_is_a_twin_or_their_own():
 def defines(script, name):
     tree = ast.parse((ROOT / script).read_text())
     return any(getattr(node, "name", None) == name for node in tree.body)
+
+
+def test_the_servers_read_a_request_alike():
+    # rep.py and mrep.py read a request inline in serve(), their own loops, so that
+    # the pattern reads on the first screen: those lines are the same text in both.
+    def reading(script):
+        lines = definition(script, "serve").splitlines()
+        first = next(i for i, line in enumerate(lines) if "sock.recv(copy=False)" in line)
+        rest = next(i for i, line in enumerate(lines) if "request = frame.bytes" in line)
+        return [lines[first], *lines[rest : rest + 3]]
+
+    rep, mrep = reading("rep.py"), reading("mrep.py")
+    assert rep == mrep, "\n".join(difflib.unified_diff(rep, mrep, "rep.py", "mrep.py"))
+    assert rep[-1].strip() == 'request += b"".join(sock.recv_multipart())'
